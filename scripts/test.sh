@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: host environment, Docker, images, then
+#   1. lint and the compiled-spec check,
+#   2. runtime tests inside the runtime image (real TFDV, TensorFlow, MLflow, KServe),
+#   3. host tests (SDK, compiled specs, fake KFP/Kubernetes/Vertex servers) and the
+#      kfp.local runs of the compiled pipelines in the runtime image.
+# "No tests collected" (pytest exit 5) counts as a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+pytest_status() {  # pytest_status NAME CODE
+  case $2 in
+    0) ;;
+    5) echo "$1: pytest collected no tests" >&2; return 1 ;;
+    *) echo "$1: pytest failed (exit $2)" >&2; return "$2" ;;
+  esac
+}
+
+step "host environment"; bash scripts/setup-venv.sh
+step "images"; bash scripts/build-images.sh
+step "lint"; .venv/bin/ruff check .
+step "compiled specs"; .venv/bin/python compile.py --check
+
+step "runtime tests (in the runtime image)"
+set +e
+bash scripts/in-runtime.sh python -m pytest -p no:cacheprovider tests/runtime "$@"
+runtime=$?
+step "host and local-pipeline tests"
+.venv/bin/python -m pytest -p no:cacheprovider tests/host tests/local "$@"
+host=$?
+set -e
+pytest_status "runtime tests" $runtime && pytest_status "host tests" $host

@@ -1,0 +1,61 @@
+"""House rules that keep the tree navigable (see README, "Where things live")."""
+
+import ast
+import re
+from pathlib import Path
+
+import components
+from components import images
+
+ROOT = Path(components.__file__).resolve().parent.parent
+COMPONENT_DIRS = sorted(
+    p for p in (ROOT / "components").iterdir() if p.is_dir() and (p / "component.py").exists()
+)
+PYTHON_FILES = [
+    p
+    for p in ROOT.rglob("*.py")
+    if not any(part in {".venv", "local_outputs", "build"} for part in p.parts)
+]
+
+
+def test_only_images_module_names_an_image():
+    image_literal = re.compile(r"kfp-ct-(runtime|trainer-gpu)|base_image\s*=\s*['\"]")
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in PYTHON_FILES
+        if p != ROOT / "components" / "images.py" and image_literal.search(p.read_text())
+    ]
+    assert offenders == []
+
+
+def test_every_component_folder_is_exported_under_its_own_name():
+    names = [p.name for p in COMPONENT_DIRS]
+    assert names, "no component folders found"
+    assert sorted(components.__all__) == names
+    for name in names:
+        assert getattr(components, name).name == name.replace("_", "-")
+
+
+def test_every_component_has_interface_and_runtime():
+    for folder in COMPONENT_DIRS:
+        assert (folder / "runtime.py").is_file(), f"{folder.name} has no runtime.py"
+
+
+def test_runtime_modules_never_import_kfp():
+    for folder in COMPONENT_DIRS:
+        for path in folder.glob("*.py"):
+            if path.name == "component.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    modules = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    modules = [node.module or ""]
+                else:
+                    continue
+                assert not any(m == "kfp" or m.startswith("kfp.") for m in modules), path
+
+
+def test_image_tags_follow_the_project_version():
+    for image in images.ALL:
+        assert image.endswith(f":{images.VERSION}")
