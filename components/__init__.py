@@ -3,10 +3,23 @@
 Each component lives in ``components/<name>/``: ``component.py`` is the KFP interface (what the
 compiled spec and the Kubeflow UI show), ``runtime.py`` is the plain-Python work, run inside the
 runtime image. The function, its folder and the compiled task share one name.
+
+``from components import make_demo_data`` gives the KFP component. The interfaces load on first
+access: inside a running component, kfp's executor exposes only the runtime part of ``kfp.dsl``,
+so importing a runtime module must not import every ``component.py``.
 """
 
-from components.make_demo_data.component import make_demo_data
+import importlib
 
 __all__ = [
     "make_demo_data",
 ]
+
+
+def __getattr__(name: str):
+    if name not in __all__:
+        raise AttributeError(f"module 'components' has no attribute {name!r}")
+    component = getattr(importlib.import_module(f"components.{name}.component"), name)
+    # Importing the subpackage bound its module to this name; the component takes it back.
+    globals()[name] = component
+    return component
