@@ -13,6 +13,9 @@ import importlib
 
 __all__ = [
     "make_demo_data",
+    "record_verdict",
+    "resolve_baseline",
+    "summarize_run",
 ]
 
 
