@@ -1,0 +1,519 @@
+"""Evaluates a candidate SavedModel against thresholds and against the production model.
+
+The gate ``model-is-blessed`` holds one check per rule (absolute thresholds, change vs the
+baseline, degenerate predictions, serving latency, robustness to input noise, fairness across
+slices), each with value, threshold, outcome and a sentence. The baseline ("champion") is
+found without MLMD (MLflow alias, explicit URI, or the live KServe InferenceService) and is
+evaluated on the same data in the same run. Without a baseline the first-run policy applies:
+the candidate is blessed on absolute checks only, and the report says so.
+
+Runs in the runtime image; never imports kfp. ``run`` returns plain data; the KFP interface
+(component.py) turns it into Metrics and ClassificationMetrics artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components import model_io
+from components.evaluate_model import _baseline, _checks, _metrics, _probes, _report
+from components.evaluate_model._baseline import BaselineUnavailableError
+from components.verdict import WARN, Verdict
+
+logger = logging.getLogger(__name__)
+
+GATE = "model-is-blessed"
+BASELINE_POLICIES = ("fail", "first_run")
+TASK_CHOICES = ("auto",) + _metrics.TASKS
+
+__all__ = [
+    "BaselineUnavailableError",
+    "EmptyEvaluationDataError",
+    "SchemaMismatchError",
+    "run",
+]
+
+
+class SchemaMismatchError(ValueError):
+    """The model needs columns (features or label) that the evaluation data lacks."""
+
+
+class EmptyEvaluationDataError(ValueError):
+    """The evaluation data has no rows with a label."""
+
+
+def run(
+    *,
+    model_dir: str,
+    blessing_path: str,
+    report_path: str,
+    eval_data_path: str = "",
+    eval_data_uri: str = "",
+    model_metadata: dict | None = None,
+    model_uri: str = "",
+    thresholds: dict | None = None,
+    change_thresholds: dict | None = None,
+    baseline_source: str = "mlflow",
+    baseline_model_uri: str = "",
+    mlflow_tracking_uri: str = "",
+    registered_model_name: str = "",
+    baseline_alias: str = "production",
+    kserve_service: str = "",
+    kserve_namespace: str = "default",
+    on_baseline_error: str = "fail",
+    degenerate_min_std: float = 0.01,
+    max_latency_p95_ms: float = 100.0,
+    latency_calls: int = 100,
+    robustness_noise: float = 0.05,
+    robustness_min_agreement: float = 0.9,
+    robustness_tolerance: float = 0.1,
+    slice_columns: list | None = None,
+    fairness_metric: str = "auto",
+    fairness_max_gap: float = 0.1,
+    min_slice_rows: int = 30,
+    task: str = "auto",
+    label: str = "",
+    mlflow_experiment: str = "continuous-training",
+) -> dict:
+    """Evaluates the candidate (and the baseline), writes the blessing JSON and Markdown report.
+
+    Args:
+        model_dir: Candidate model folder (TF-Serving layout, ``<dir>/1/saved_model.pb``).
+        blessing_path: Where to write the verdict as JSON.
+        report_path: Where to write the Markdown report.
+        eval_data_path, eval_data_uri: The evaluation data (CSV/Parquet); exactly one is given.
+        model_metadata: The candidate's artifact metadata (task, label, features, classes, ...).
+        model_uri: The candidate's URI, recorded in the report and as an MLflow tag.
+        thresholds: Absolute bounds ``{metric: bound}``; minimum for higher-is-better metrics
+            (roc_auc, accuracy, f1, r2, ...), maximum for lower-is-better ones (log_loss, rmse,
+            mae, brier, ece). ``auc`` means ``roc_auc``.
+        change_thresholds: Largest allowed degradation vs the baseline ``{metric: amount}``,
+            in the metric's units and in its bad direction.
+        baseline_source: mlflow (registry alias), uri (``baseline_model_uri``), kserve (the live
+            InferenceService's storageUri) or none.
+        on_baseline_error: fail (raise ``BaselineUnavailableError``) or first_run (record a WARN
+            check saying why, and judge on absolute checks only).
+        degenerate_min_std: Floor for the spread of predictions (regression: relative to the
+            label's std); classifiers predicting one class only are degenerate too.
+        max_latency_p95_ms: Limit for p95 single-example latency; <= 0 skips the check.
+        latency_calls: Number of timed single-example calls.
+        robustness_noise: Gaussian noise as a fraction of each float feature's std; <= 0 skips.
+        robustness_min_agreement: Floor for the share of stable predictions under noise.
+        robustness_tolerance: Regression only: the relative change still counted as stable.
+        slice_columns: Columns to slice metrics by (numeric columns by quantile buckets).
+        fairness_metric: Metric compared across slices; auto is accuracy (classification) or
+            mae (regression).
+        fairness_max_gap: Largest allowed gap of ``fairness_metric`` between slices with at
+            least ``min_slice_rows`` rows; <= 0 skips the fairness checks.
+        task: auto (model metadata, else inferred from the label), binary, multiclass, regression.
+        label: Label column; empty takes it from the model metadata.
+        mlflow_tracking_uri: Registry for baseline_source=mlflow, and where metrics are logged
+            (empty: ``MLFLOW_TRACKING_URI``; neither: nothing is logged).
+        mlflow_experiment: Experiment of the evaluation run in MLflow.
+
+    Returns:
+        ``{"blessed": bool, "summary": str, "metrics": {name: float} (candidate metrics and
+        baseline_<name>), "roc_curve": {"fpr", "tpr", "thresholds"} | None,
+        "confusion_matrix": {"categories", "matrix"} | None, "verdict": dict}``
+
+    Raises:
+        ValueError: an argument is invalid (named, with what was expected).
+        SchemaMismatchError: the data lacks the label or features the model needs.
+        EmptyEvaluationDataError: no labelled rows to evaluate.
+        BaselineUnavailableError: the baseline cannot be used and on_baseline_error is fail.
+    """
+    from components import registry
+
+    metadata = dict(model_metadata or {})
+    thresholds = _metric_dict("thresholds", thresholds)
+    change_thresholds = _metric_dict("change_thresholds", change_thresholds)
+    slice_columns = [str(c) for c in (slice_columns or [])]
+    tracking_uri = registry.resolve_tracking_uri(mlflow_tracking_uri)
+    _validate(
+        baseline_source=baseline_source, on_baseline_error=on_baseline_error, task=task,
+        baseline_model_uri=baseline_model_uri, tracking_uri=tracking_uri,
+        registered_model_name=registered_model_name, baseline_alias=baseline_alias,
+        kserve_service=kserve_service, change_thresholds=change_thresholds,
+        latency_calls=latency_calls, robustness_min_agreement=robustness_min_agreement,
+        robustness_tolerance=robustness_tolerance, min_slice_rows=min_slice_rows,
+    )
+    if bool(eval_data_path) == bool(eval_data_uri):
+        raise ValueError("give exactly one of eval_data (artifact) and eval_data_uri")
+    data_uri = eval_data_path or eval_data_uri
+
+    label = label or str(metadata.get("label", ""))
+    if not label:
+        raise ValueError("no label column: the model metadata has no 'label'; pass label=")
+    frame = _read(data_uri, label)
+    task = _task(task, metadata, frame[label])
+    classes = _classes(task, metadata, frame[label])
+    available = _metrics.METRICS[task]
+    for name in list(thresholds) + list(change_thresholds):
+        if name not in available:
+            raise ValueError(
+                f"metric {name!r} is not computed for a {task} model; expected one of "
+                f"{', '.join(available)}"
+            )
+    if fairness_metric != "auto" and _metrics.canonical(fairness_metric) not in available:
+        raise ValueError(
+            f"fairness_metric {fairness_metric!r} is not computed for a {task} model; "
+            f"expected auto or one of {', '.join(available)}"
+        )
+    missing_slices = sorted(set(slice_columns) - set(frame.columns))
+    if missing_slices:
+        raise SchemaMismatchError(
+            f"slice_columns {missing_slices} are not in the evaluation data "
+            f"(columns: {list(frame.columns)})"
+        )
+    try:
+        y = _metrics.encode_labels(frame[label], task, classes)
+    except ValueError as exc:
+        raise SchemaMismatchError(f"label column {label!r}: {exc}") from exc
+    n_classes = len(classes) if classes else 0
+
+    candidate_model = model_io.load(model_dir)
+    _require_features(candidate_model, frame, "candidate model")
+    candidate_pred = _metrics.check_shape(
+        task, model_io.predict(candidate_model, frame), len(frame), n_classes
+    )
+    candidate = _metrics.compute(task, y, candidate_pred, n_classes)
+    logger.info("candidate metrics: %s", candidate)
+
+    verdict = Verdict(GATE)
+    details: dict = {
+        "task": task,
+        "label": label,
+        "classes": [str(c) for c in classes] if classes else None,
+        "rows": len(frame),
+        "eval_data": data_uri,
+        "candidate": {"uri": model_uri or model_dir, "metrics": _clean(candidate)},
+        "baseline": None,
+    }
+    verdict.details = details
+
+    with tempfile.TemporaryDirectory(prefix="baseline-") as work_dir:
+        baseline = _evaluate_baseline(
+            verdict, work_dir, task, frame, y, n_classes,
+            source=baseline_source, on_error=on_baseline_error,
+            model_uri=baseline_model_uri, tracking_uri=tracking_uri,
+            registered_model_name=registered_model_name, alias=baseline_alias,
+            kserve_service=kserve_service, kserve_namespace=kserve_namespace,
+        )
+
+    for metric, bound in thresholds.items():
+        _checks.absolute(verdict, metric, candidate[metric], bound)
+    if baseline is not None:
+        for metric, allowed in change_thresholds.items():
+            _checks.change(verdict, metric, candidate[metric], baseline[metric], allowed)
+
+    spread = _probes.spread(task, candidate_pred, y)
+    predicted = (
+        len(np.unique(_metrics.predicted_classes(task, candidate_pred))) if classes else 0
+    )
+    _checks.degenerate(
+        verdict, task, spread, degenerate_min_std, predicted, len(np.unique(y)) if classes else 0
+    )
+    extra = {"prediction_std": spread}
+
+    if max_latency_p95_ms > 0:
+        p95 = _probes.latency_p95_ms(candidate_model, frame, latency_calls)
+        _checks.latency(verdict, p95, max_latency_p95_ms, latency_calls)
+        extra["latency_p95_ms"] = p95
+
+    if robustness_noise > 0:
+        noisy, perturbed = _probes.noisy_copy(frame, candidate_model, robustness_noise)
+        if perturbed:
+            noisy_pred = _metrics.check_shape(
+                task, model_io.predict(candidate_model, noisy), len(frame), n_classes
+            )
+            agreement = _probes.agreement(task, candidate_pred, noisy_pred, robustness_tolerance)
+            _checks.robustness(
+                verdict, task, agreement, robustness_min_agreement, robustness_noise,
+                robustness_tolerance,
+            )
+            extra["robustness_agreement"] = agreement
+            details["robustness"] = {"perturbed_features": perturbed, "agreement": agreement}
+        else:
+            verdict.add(
+                "robustness", "gaussian_noise", WARN,
+                "the model has no float features to perturb, so robustness was not measured.",
+                None, robustness_min_agreement, "robustness",
+            )
+
+    slices = {
+        column: _metrics.slices(frame, column, task, y, candidate_pred, n_classes)
+        for column in slice_columns
+    }
+    if slices and fairness_max_gap > 0:
+        metric = _fairness_metric(fairness_metric, task)
+        for column, entries in slices.items():
+            large = [e for e in entries if e["rows"] >= min_slice_rows]
+            _checks.fairness(verdict, column, metric, large, fairness_max_gap)
+    details["slices"] = {c: [_clean(e) for e in entries] for c, entries in slices.items()}
+    details["probes"] = _clean(extra)
+    details["comparison"] = {
+        metric: {
+            "candidate": _metrics.clean(value),
+            "baseline": _metrics.clean(baseline[metric]) if baseline else None,
+            "delta": _metrics.clean(value - baseline[metric]) if baseline else None,
+            "higher_is_better": _metrics.higher_is_better(metric),
+        }
+        for metric, value in candidate.items()
+    }
+
+    flat = {**candidate, **extra, "eval_rows": float(len(frame))}
+    if baseline is not None:
+        flat.update({f"baseline_{k}": v for k, v in baseline.items()})
+    flat = {k: float(v) for k, v in flat.items() if v is not None and math.isfinite(v)}
+
+    if tracking_uri:
+        _log_to_mlflow(
+            verdict, flat, tracking_uri, mlflow_experiment, model_uri or model_dir, metadata,
+            registered_model_name,
+        )
+
+    Path(blessing_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(blessing_path).write_text(verdict.to_json())
+    Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report_path).write_text(
+        _report.markdown(verdict, candidate, baseline, details["slices"])
+    )
+    logger.info("%s", verdict.summary())
+
+    roc = cm = None
+    if task == "binary":
+        roc = _metrics.roc_curve(y, candidate_pred)
+    if task in ("binary", "multiclass"):
+        cm = _metrics.confusion_matrix(task, y, candidate_pred, classes)
+    return {
+        "blessed": verdict.passed,
+        "summary": verdict.summary(),
+        "metrics": flat,
+        "roc_curve": roc,
+        "confusion_matrix": cm,
+        "verdict": verdict.to_dict(),
+    }
+
+
+def _validate(**a) -> None:
+    if a["baseline_source"] not in _baseline.SOURCES:
+        raise ValueError(
+            f"baseline_source must be one of {', '.join(_baseline.SOURCES)}, "
+            f"got {a['baseline_source']!r}"
+        )
+    if a["on_baseline_error"] not in BASELINE_POLICIES:
+        raise ValueError(
+            f"on_baseline_error must be 'fail' or 'first_run', got {a['on_baseline_error']!r}"
+        )
+    if a["task"] not in TASK_CHOICES:
+        raise ValueError(f"task must be one of {', '.join(TASK_CHOICES)}, got {a['task']!r}")
+    source = a["baseline_source"]
+    if source == "uri" and not a["baseline_model_uri"]:
+        raise ValueError("baseline_source='uri' needs baseline_model_uri (a model folder)")
+    if source == "mlflow":
+        if not a["tracking_uri"]:
+            raise ValueError(
+                "baseline_source='mlflow' needs mlflow_tracking_uri (or MLFLOW_TRACKING_URI)"
+            )
+        if not a["registered_model_name"]:
+            raise ValueError("baseline_source='mlflow' needs registered_model_name")
+        if not a["baseline_alias"]:
+            raise ValueError("baseline_source='mlflow' needs baseline_alias, e.g. 'production'")
+    if source == "kserve" and not a["kserve_service"]:
+        raise ValueError("baseline_source='kserve' needs kserve_service (InferenceService name)")
+    for metric, allowed in a["change_thresholds"].items():
+        if allowed < 0:
+            raise ValueError(
+                f"change_thresholds[{metric!r}] must be a non-negative degradation, got {allowed}"
+            )
+    if a["latency_calls"] < 1:
+        raise ValueError(f"latency_calls must be at least 1, got {a['latency_calls']}")
+    if not 0 <= a["robustness_min_agreement"] <= 1:
+        raise ValueError(
+            f"robustness_min_agreement must be in [0, 1], got {a['robustness_min_agreement']}"
+        )
+    if a["robustness_tolerance"] < 0:
+        raise ValueError(f"robustness_tolerance must be >= 0, got {a['robustness_tolerance']}")
+    if a["min_slice_rows"] < 1:
+        raise ValueError(f"min_slice_rows must be at least 1, got {a['min_slice_rows']}")
+
+
+def _metric_dict(name: str, values: dict | None) -> dict[str, float]:
+    out = {}
+    for metric, bound in (values or {}).items():
+        try:
+            number = float(bound)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}[{metric!r}] must be a number, got {bound!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{name}[{metric!r}] must be finite, got {bound!r}")
+        out[_metrics.canonical(metric)] = number
+    return out
+
+
+def _read(uri: str, label: str) -> pd.DataFrame:
+    frame = model_io.read_frame(uri)
+    if label not in frame.columns:
+        raise SchemaMismatchError(
+            f"the evaluation data {uri} has no label column {label!r} (columns: {list(frame.columns)})"
+        )
+    if len(frame) == 0:
+        raise EmptyEvaluationDataError(f"the evaluation data {uri} has no rows")
+    unlabelled = frame[label].isna()
+    if unlabelled.all():
+        raise EmptyEvaluationDataError(
+            f"the evaluation data {uri} has {len(frame)} rows but none has a value in {label!r}"
+        )
+    if unlabelled.any():
+        logger.warning("dropping %d rows without a label %r", int(unlabelled.sum()), label)
+        frame = frame[~unlabelled].reset_index(drop=True)
+    return frame
+
+
+def _task(task: str, metadata: dict, labels: pd.Series) -> str:
+    if task != "auto":
+        return task
+    declared = metadata.get("task")
+    if declared:
+        if declared not in _metrics.TASKS:
+            raise ValueError(
+                f"model metadata task {declared!r} is not one of {', '.join(_metrics.TASKS)}"
+            )
+        return declared
+    numeric = pd.api.types.is_numeric_dtype(labels)
+    values = labels.dropna().unique()
+    integral = numeric and np.all(np.equal(np.mod(values.astype(float), 1), 0))
+    if not numeric or (integral and len(values) <= 20):
+        inferred = "binary" if len(values) <= 2 else "multiclass"
+    else:
+        inferred = "regression"
+    logger.info("task inferred from the label: %s", inferred)
+    return inferred
+
+
+def _classes(task: str, metadata: dict, labels: pd.Series) -> list | None:
+    if task == "regression":
+        return None
+    classes = metadata.get("classes")
+    if classes:
+        classes = list(classes)
+    elif task == "binary":
+        classes = [0, 1]
+    else:
+        classes = sorted(labels.dropna().unique().tolist(), key=str)
+    if task == "binary" and len(classes) != 2:
+        raise ValueError(f"a binary model needs exactly two classes, metadata has {classes}")
+    return classes
+
+
+def _require_features(loaded, frame: pd.DataFrame, what: str) -> None:
+    needed = model_io.serving_inputs(loaded)
+    missing = sorted(set(needed) - set(frame.columns))
+    if missing:
+        raise SchemaMismatchError(
+            f"the {what} needs columns {missing} which the evaluation data lacks "
+            f"(model inputs: {sorted(needed)}; data columns: {list(frame.columns)})"
+        )
+
+
+def _evaluate_baseline(
+    verdict: Verdict, work_dir: str, task: str, frame: pd.DataFrame, y: np.ndarray,
+    n_classes: int, *, source: str, on_error: str, **where,
+) -> dict | None:
+    """Baseline metrics on the same data, or None (no baseline, or fallback under first_run)."""
+    first_run = "The candidate is judged on absolute checks only (first-run policy)."
+    try:
+        found = _baseline.resolve(
+            source, work_dir,
+            model_uri=where["model_uri"], tracking_uri=where["tracking_uri"],
+            registered_model_name=where["registered_model_name"], alias=where["alias"],
+            kserve_service=where["kserve_service"], kserve_namespace=where["kserve_namespace"],
+        )
+        verdict.details["baseline"] = {"source": source, **found.info, "description": found.description}
+        if found.model_dir is None:
+            verdict.notes.append(f"No baseline: {found.description}. {first_run}")
+            logger.info("no baseline: %s", found.description)
+            return None
+        try:
+            loaded = model_io.load(found.model_dir)
+            _require_features(loaded, frame, "baseline model")
+            predictions = _metrics.check_shape(
+                task, model_io.predict(loaded, frame), len(frame), n_classes
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure makes the baseline unusable
+            raise BaselineUnavailableError(
+                f"the baseline ({found.description}) cannot be evaluated: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    except BaselineUnavailableError as exc:
+        if on_error == "fail":
+            raise
+        logger.warning("baseline unavailable, first-run fallback: %s", exc)
+        verdict.add(
+            "baseline", source, WARN,
+            f"the baseline could not be used, so change checks were skipped "
+            f"(on_baseline_error='first_run'): {exc}",
+            None, None, "baseline_unavailable",
+        )
+        verdict.notes.append(f"Baseline unavailable: {exc}. {first_run}")
+        details = verdict.details.get("baseline") or {"source": source}
+        details["error"] = str(exc)
+        verdict.details["baseline"] = details
+        return None
+    metrics = _metrics.compute(task, y, predictions, n_classes)
+    verdict.details["baseline"]["metrics"] = _clean(metrics)
+    logger.info("baseline metrics: %s", metrics)
+    return metrics
+
+
+def _fairness_metric(name: str, task: str) -> str:
+    if name != "auto":
+        return _metrics.canonical(name)
+    return "mae" if task == "regression" else "accuracy"
+
+
+def _clean(values: dict) -> dict:
+    return {k: _metrics.clean(v) for k, v in values.items()}
+
+
+def _log_to_mlflow(
+    verdict: Verdict, flat: dict, tracking_uri: str, experiment: str, candidate_uri: str,
+    metadata: dict, registered_model_name: str,
+) -> None:
+    """One run in ``experiment`` with every metric, tagged with the candidate and the verdict.
+
+    A tracking server that fails here does not change the verdict: the failure is logged and
+    recorded as a note (the blessing itself is already decided).
+    """
+    import mlflow
+
+    from components import registry
+
+    try:
+        registry.client(tracking_uri)
+        mlflow.set_experiment(experiment)
+        with mlflow.start_run(run_name="evaluate-model") as active:
+            mlflow.log_metrics(flat)
+            mlflow.set_tags(
+                {
+                    "component": "evaluate_model",
+                    "candidate.uri": candidate_uri,
+                    "candidate.data_hash": str(metadata.get("data_hash", "")),
+                    "registered_model_name": registered_model_name,
+                    "model_is_blessed": str(verdict.passed).lower(),
+                    "baseline.version": str((verdict.details.get("baseline") or {}).get("version", "")),
+                }
+            )
+            mlflow.log_dict(json.loads(verdict.to_json()), "blessing.json")
+            verdict.details["mlflow_run_id"] = active.info.run_id
+        logger.info("metrics logged to MLflow run %s", active.info.run_id)
+    except Exception as exc:  # noqa: BLE001 - logging must not hide the verdict
+        logger.warning("could not log metrics to MLflow at %s: %s", tracking_uri, exc)
+        verdict.notes.append(f"Metrics were not logged to MLflow at {tracking_uri}: {exc}")
