@@ -2,7 +2,7 @@
 .PHONY: demo test venv images images-gpu compile check lint bench clean
 
 demo:          ## run the main job: the gated pipeline end to end, locally
-	bash scripts/demo.sh
+	bash scripts/demo.sh $(ARGS)
 
 test:          ## run every test (host, runtime image, local pipelines)
 	bash scripts/test.sh

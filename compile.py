@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import pkgutil
 import sys
 import tempfile
@@ -27,17 +26,19 @@ PIPELINES_DIR = ROOT / "pipelines"
 
 
 def discover() -> dict[str, GraphComponent]:
-    """Every ``@dsl.pipeline`` defined in a module of pipelines/, keyed by module name."""
+    """Every pipeline in pipelines/: module ``pipelines/<name>.py`` defines the pipeline ``<name>``
+    (modules starting with "_" are helpers)."""
     import pipelines
 
     found = {}
     for info in sorted(pkgutil.iter_modules(pipelines.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
         module = importlib.import_module(f"pipelines.{info.name}")
-        for _, obj in inspect.getmembers(module, lambda o: isinstance(o, GraphComponent)):
-            if obj.pipeline_func.__module__ == module.__name__:
-                if info.name in found:
-                    raise SystemExit(f"pipelines/{info.name}.py defines more than one pipeline")
-                found[info.name] = obj
+        pipeline = getattr(module, info.name, None)
+        if not isinstance(pipeline, GraphComponent):
+            raise SystemExit(f"pipelines/{info.name}.py must define the pipeline `{info.name}`")
+        found[info.name] = pipeline
     return found
 
 

@@ -1,12 +1,44 @@
 """Run components and compiled pipelines on this machine with kfp.local's DockerRunner, in the
-same images the cluster uses."""
+same images the cluster uses, next to a real MLflow server and a real KServe model server, each
+in the runtime image on the host network."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker
+from kfp import components as kfp_components
 from kfp import local
+
+from components import images
+
+logger = logging.getLogger(__name__)
+
+PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
+
+
+def gpu_available() -> bool:
+    """True when the GPU trainer image is built and an NVIDIA GPU answers."""
+    if shutil.which("nvidia-smi") is None:
+        return False
+    if subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode != 0:
+        return False
+    try:
+        docker.from_env().images.get(images.TRAINER_GPU)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
 
 
 def init(pipeline_root: str | Path, *, enable_caching: bool = False) -> Path:
@@ -14,10 +46,164 @@ def init(pipeline_root: str | Path, *, enable_caching: bool = False) -> Path:
 
     Containers run as the calling user, so every output under ``pipeline_root`` is owned by
     whoever started the run, and on the host network, so they reach the local MLflow and model
-    servers on localhost.
+    servers on localhost. With a GPU (and the GPU trainer image) tasks see the GPUs.
     """
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    runner = local.DockerRunner(user=f"{os.getuid()}:{os.getgid()}", network_mode="host")
-    local.init(runner=runner, pipeline_root=str(root), enable_caching=enable_caching)
+    run_args = dict(user=f"{os.getuid()}:{os.getgid()}", network_mode="host")
+    if gpu_available():
+        run_args["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    local.init(runner=local.DockerRunner(**run_args), pipeline_root=str(root), enable_caching=enable_caching)
     return root
+
+
+def load_pipeline(name: str):
+    """Loads the committed golden ``pipelines/<name>.yaml`` for a local run.
+
+    Without a GPU the training step runs in the CPU runtime image instead of the GPU trainer
+    image (same code; TensorFlow trains on the CPU). Nothing else in the spec changes.
+    """
+    spec = (PIPELINES_DIR / f"{name}.yaml").read_text()
+    if images.TRAINER_GPU in spec and not gpu_available():
+        logger.info("no GPU here: training runs in %s instead of %s", images.RUNTIME, images.TRAINER_GPU)
+        spec = spec.replace(images.TRAINER_GPU, images.RUNTIME)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(spec)
+    try:
+        return kfp_components.load_component_from_file(f.name)
+    finally:
+        os.unlink(f.name)
+
+
+@dataclass
+class RunResult:
+    """What a local pipeline run left behind: its run record (the gates' verdicts and summary)."""
+
+    job_id: str
+    records: dict = field(default_factory=dict)
+    error: str = ""
+    seconds: float = 0.0
+
+    def gate(self, name: str) -> dict | None:
+        return self.records.get(name)
+
+    @property
+    def summary(self) -> dict:
+        return self.records.get("summary", {})
+
+
+def run_pipeline(name: str, pipeline_root: Path, **arguments) -> RunResult:
+    """Runs the golden pipeline ``name`` under kfp.local (after ``init``) and returns its record.
+
+    A failing task does not raise here: the run's error and whatever its gates recorded are
+    returned, as the exit handler summarised them.
+    """
+    records_root = Path(pipeline_root) / "run-records"
+    before = set(os.listdir(records_root)) if records_root.is_dir() else set()
+    pipeline = load_pipeline(name)
+    start = time.monotonic()
+    error = ""
+    try:
+        pipeline(**arguments)
+    except Exception as exc:  # noqa: BLE001 - reported with the run's record
+        error = f"{type(exc).__name__}: {exc}"
+        logger.error("pipeline %s failed: %s", name, error)
+    seconds = time.monotonic() - start
+    new = sorted(set(os.listdir(records_root)) - before) if records_root.is_dir() else []
+    job_id = new[-1] if new else ""
+    records = {}
+    if job_id:
+        for path in sorted((records_root / job_id).glob("*.json")):
+            records[path.stem] = json.loads(path.read_text())
+    return RunResult(job_id=job_id, records=records, error=error, seconds=seconds)
+
+
+# ---------------------------------------------------------------------------- local services
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _start_container(name: str, command: list[str], mount: Path, health_url: str, timeout: float = 120):
+    """(Re)starts a long-lived container of the runtime image on the host network."""
+    client = docker.from_env()
+    try:
+        client.containers.get(name).remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    container = client.containers.run(
+        images.RUNTIME,
+        command,
+        name=name,
+        detach=True,
+        network_mode="host",
+        user=f"{os.getuid()}:{os.getgid()}",
+        volumes={str(mount): {"bind": str(mount), "mode": "rw"}},
+        restart_policy={"Name": "unless-stopped"},
+    )
+    deadline = time.monotonic() + timeout
+    while not _healthy(health_url):
+        container.reload()
+        if container.status == "exited" or time.monotonic() > deadline:
+            logs = container.logs(tail=30).decode(errors="replace")
+            raise RuntimeError(f"container {name} did not become healthy at {health_url}:\n{logs}")
+        time.sleep(1)
+    return container
+
+
+def stop_container(name: str) -> None:
+    try:
+        docker.from_env().containers.get(name).remove(force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+def ensure_mlflow(root: Path, port: int = 5000, name: str = "kfp-ct-mlflow") -> str:
+    """A real MLflow tracking server (sqlite backend, local artifact store under ``root``) on
+    ``port``; reused when one already answers there. Returns its URI."""
+    uri = f"http://127.0.0.1:{port}"
+    if _healthy(f"{uri}/health"):
+        return uri
+    root = Path(root).resolve()
+    (root / "artifacts").mkdir(parents=True, exist_ok=True)
+    logger.info("starting MLflow at %s (data in %s)", uri, root)
+    command = [
+        "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]
+    _start_container(name, command, root, f"{uri}/health")
+    return uri
+
+
+def ensure_model_server(serving_dir: Path, port: int = 8080, name: str = "kfp-ct-serving") -> str:
+    """A KServe model server serving every model deployed to ``serving_dir`` (deploy_model with
+    target=local) on ``port``. Restarted so it serves what is deployed now. Returns its URL."""
+    url = f"http://127.0.0.1:{port}"
+    serving_dir = Path(serving_dir).resolve()
+    command = [
+        "python", "-m", "components.deploy_model.server",
+        "--serving-dir", str(serving_dir), "--http-port", str(port),
+    ]
+    _start_container(name, command, serving_dir, f"{url}/v2/health/ready")
+    return url
+
+
+def mlflow_alias_version(tracking_uri: str, model: str, alias: str) -> str | None:
+    """The version number an alias points at, through MLflow's REST API (no mlflow on the host)."""
+    query = urllib.parse.urlencode({"name": model, "alias": alias})
+    try:
+        with urllib.request.urlopen(
+            f"{tracking_uri}/api/2.0/mlflow/registered-models/alias?{query}", timeout=10
+        ) as response:
+            return json.load(response)["model_version"]["version"]
+    except urllib.error.HTTPError as exc:
+        if exc.code in (400, 404):
+            return None
+        raise
