@@ -1,0 +1,261 @@
+"""Reading data files and TFDV artifacts from artifact paths or URIs (local, gs://, s3://).
+
+Shared by the data-validation components (compute_statistics, infer_schema, validate_data).
+Plain Python: imports pyarrow and TFDV lazily, never kfp. Remote URIs go through pyarrow's
+filesystems (GCS, S3), so they work wherever pyarrow has credentials for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("csv", "parquet")
+_EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+class DataReadError(Exception):
+    """An input (data file, statistics, schema) is missing, empty or not in a readable format."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A located, non-empty input file."""
+
+    uri: str  # what the user gave (artifact path or URI)
+    path: str  # the path inside ``filesystem``
+    filesystem: object  # pyarrow.fs.FileSystem
+    size: int  # bytes
+    format: str  # "csv" or "parquet"
+
+    @property
+    def is_local(self) -> bool:
+        return not _REMOTE.match(self.uri) or self.uri.startswith("file://")
+
+
+def one_source(path: str, uri: str, what: str, required: bool = True) -> str:
+    """Returns the one given location of ``what`` (an artifact path or a URI).
+
+    Raises ValueError when both are given, or when neither is and ``required``.
+    """
+    path, uri = (path or "").strip(), (uri or "").strip()
+    if path and uri:
+        raise ValueError(
+            f"give {what} either as an artifact or as a URI, not both (artifact {path!r}, uri {uri!r})"
+        )
+    if required and not (path or uri):
+        raise ValueError(f"{what} is required: pass the artifact or its URI")
+    return path or uri
+
+
+def filesystem_for(uri: str):
+    """Returns (pyarrow filesystem, path inside it) for a local path or a remote URI."""
+    from pyarrow import fs
+
+    if not _REMOTE.match(uri):
+        return fs.LocalFileSystem(), uri
+    try:
+        return fs.FileSystem.from_uri(uri)
+    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for unknown schemes, credentials
+        raise DataReadError(f"cannot open {uri!r}: {exc}") from exc
+
+
+def read_bytes(uri: str, what: str = "input") -> bytes:
+    """Reads a whole (small) file: statistics, schema. Missing or empty is a DataReadError."""
+    filesystem, path = filesystem_for(uri)
+    _require_file(filesystem, path, uri, what)
+    try:
+        with filesystem.open_input_stream(path) as stream:
+            data = stream.read()
+    except OSError as exc:
+        raise DataReadError(f"cannot read {what} {uri!r}: {exc}") from exc
+    if not data:
+        raise DataReadError(f"{what} {uri!r} is empty")
+    return data
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    filesystem, path = filesystem_for(uri)
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(data)
+
+
+def locate_data(uri: str) -> DataFile:
+    """Checks that a data file exists, is not empty and is CSV or Parquet.
+
+    The format comes from the extension (``.csv``, ``.parquet``/``.pq``); a file without an
+    extension (a KFP artifact written by a component that did not name it) is sniffed: Parquet
+    starts with ``PAR1``, anything else that is text is read as CSV.
+    """
+    filesystem, path = filesystem_for(uri)
+    size = _require_file(filesystem, path, uri, "data file")
+    if size == 0:
+        raise DataReadError(f"data file {uri!r} is empty (0 bytes)")
+    with filesystem.open_input_file(path) as handle:
+        head = handle.read(4096)
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    suffix = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
+    if suffix in _EXTENSIONS:
+        fmt = _EXTENSIONS[suffix]
+    elif suffix:
+        raise DataReadError(
+            f"data file {uri!r} is not CSV or Parquet (extension {suffix!r}); "
+            "name it .csv or .parquet"
+        )
+    else:
+        fmt = "parquet" if head.startswith(b"PAR1") else "csv"
+    if fmt == "parquet" and not head.startswith(b"PAR1"):
+        raise DataReadError(f"data file {uri!r} is named Parquet but is not a Parquet file")
+    if fmt == "csv" and (b"\x00" in head or head.startswith(b"PAR1")):
+        raise DataReadError(f"data file {uri!r} is named CSV but holds binary data, not CSV text")
+    return DataFile(uri=uri, path=path, filesystem=filesystem, size=size, format=fmt)
+
+
+def read_table(data: DataFile):
+    """Reads a CSV or Parquet file into a pyarrow Table with TFDV-friendly column types.
+
+    CSV columns get the types TFDV's own CSV decoder would give them: int64 when every
+    non-empty value is an integer, float64 when every one is a number, string otherwise (an
+    int column with a "25 years" in it is a string column, not a crash). Parquet columns keep
+    their types, normalised by ``normalize``.
+    """
+    import pyarrow as pa
+
+    try:
+        if data.format == "parquet":
+            import pyarrow.parquet as pq
+
+            with data.filesystem.open_input_file(data.path) as handle:
+                table = pq.read_table(handle)
+        else:
+            table = _read_csv(data)
+    except DataReadError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataReadError(f"cannot read {data.format.upper()} file {data.uri!r}: {exc}") from exc
+    if table.num_columns == 0:
+        raise DataReadError(f"data file {data.uri!r} has no columns")
+    if table.num_rows == 0:
+        raise DataReadError(f"data file {data.uri!r} has a header but no rows")
+    return normalize(table)
+
+
+def _read_csv(data: DataFile):
+    import pyarrow.csv as pcsv
+
+    # pyarrow's read_csv settles each column's type over the whole file (a "25 years" after a
+    # million ints makes the column string). Only the empty field is missing, as in TFDV.
+    convert = pcsv.ConvertOptions(
+        null_values=[""],
+        strings_can_be_null=True,
+        true_values=[],  # "true"/"false" stay strings, as in TFDV's CSV decoder
+        false_values=[],
+        timestamp_parsers=[],
+    )
+    with data.filesystem.open_input_stream(data.path) as stream:
+        return pcsv.read_csv(stream, convert_options=convert)
+
+
+def normalize(table):
+    """Casts a Table's columns to the types TFDV summarises: int64, float64, string.
+
+    bool -> int64 (0/1), timestamps -> int64 seconds since the epoch, dates/times/decimals ->
+    strings/floats, all-null columns -> string, dictionaries -> their values. Nested columns
+    (lists, structs) are dropped with a warning: the components handle flat tables.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns, names = [], []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        t = column.type
+        if pa.types.is_dictionary(t):
+            column, t = column.cast(t.value_type), t.value_type
+        if pa.types.is_integer(t) or pa.types.is_boolean(t):
+            column = column.cast(pa.int64())
+        elif pa.types.is_floating(t) or pa.types.is_decimal(t):
+            column = column.cast(pa.float64())
+        elif pa.types.is_timestamp(t):
+            column = pc.cast(column.cast(pa.timestamp("s", tz=t.tz), safe=False), pa.int64())
+        elif pa.types.is_null(t) or pa.types.is_date(t) or pa.types.is_time(t):
+            column = column.cast(pa.string())
+        elif pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            column = column.cast(pa.string())
+        elif pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            pass
+        else:
+            logger.warning("column %r has type %s, which statistics do not cover: dropped", name, t)
+            continue
+        columns.append(column)
+        names.append(name)
+    return pa.table(columns, names=names)
+
+
+def load_statistics(uri: str, what: str = "statistics"):
+    """Loads a DatasetFeatureStatisticsList: binary proto, TFRecord of it, or text proto."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    data = read_bytes(uri, what)
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    try:
+        stats.ParseFromString(data)
+        if stats.datasets:
+            return stats
+    except Exception:  # noqa: BLE001 - not a binary proto: try the other encodings
+        pass
+    if _REMOTE.match(uri) and not uri.startswith("file://"):
+        raise DataReadError(f"{what} {uri!r} is not a binary DatasetFeatureStatisticsList proto")
+    import tensorflow_data_validation as tfdv
+
+    try:
+        stats = tfdv.load_statistics(uri)  # TFRecord, then text proto
+    except Exception as exc:
+        raise DataReadError(
+            f"{what} {uri!r} is not a DatasetFeatureStatisticsList (binary, TFRecord or text proto)"
+        ) from exc
+    if not stats.datasets:
+        raise DataReadError(f"{what} {uri!r} holds no datasets")
+    return stats
+
+
+def load_schema(uri: str, what: str = "schema"):
+    """Loads a tensorflow_metadata Schema from a text proto (or, failing that, a binary one)."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    data = read_bytes(uri, what)
+    schema = schema_pb2.Schema()
+    try:
+        text_format.Parse(data.decode("utf-8"), schema)
+    except (UnicodeDecodeError, text_format.ParseError) as text_error:
+        try:
+            schema.ParseFromString(data)
+        except Exception as exc:
+            raise DataReadError(f"{what} {uri!r} is not a Schema text proto: {text_error}") from exc
+    if not schema.feature:
+        raise DataReadError(f"{what} {uri!r} declares no features")
+    return schema
+
+
+def schema_text(schema) -> str:
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(schema)
+
+
+def _require_file(filesystem, path: str, uri: str, what: str) -> int:
+    from pyarrow import fs
+
+    try:
+        info = filesystem.get_file_info(path)
+    except OSError as exc:
+        raise DataReadError(f"cannot reach {what} {uri!r}: {exc}") from exc
+    if info.type == fs.FileType.NotFound:
+        raise DataReadError(f"{what} {uri!r} does not exist")
+    if info.type == fs.FileType.Directory:
+        raise DataReadError(f"{what} {uri!r} is a directory, expected a file")
+    return info.size or 0
