@@ -88,8 +88,8 @@ def evaluate_model(
             noise (same class; for regression within robustness_tolerance).
         robustness_tolerance: Regression only: relative change still counted as stable.
         slice_columns: Columns to compute sliced metrics for (numeric ones by quartile).
-        fairness_metric: Metric compared between slices: "auto" (accuracy for classification,
-            mae for regression) or a metric name.
+        fairness_metric: Metric compared between slices: "auto" (roc_auc for binary, accuracy
+            for multiclass, mae for regression) or a metric name.
         fairness_max_gap: Largest allowed gap of fairness_metric between slices; 0 skips.
         min_slice_rows: Slices smaller than this are reported but not used for fairness.
         task: "auto" (from the model metadata, else inferred from the label), "binary",

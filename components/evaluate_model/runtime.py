@@ -108,8 +108,8 @@ def run(
         robustness_min_agreement: Floor for the share of stable predictions under noise.
         robustness_tolerance: Regression only: the relative change still counted as stable.
         slice_columns: Columns to slice metrics by (numeric columns by quantile buckets).
-        fairness_metric: Metric compared across slices; auto is accuracy (classification) or
-            mae (regression).
+        fairness_metric: Metric compared across slices; auto is roc_auc (binary), accuracy
+            (multiclass) or mae (regression).
         fairness_max_gap: Largest allowed gap of ``fairness_metric`` between slices with at
             least ``min_slice_rows`` rows; <= 0 skips the fairness checks.
         task: auto (model metadata, else inferred from the label), binary, multiclass, regression.
@@ -476,7 +476,8 @@ def _evaluate_baseline(
 def _fairness_metric(name: str, task: str) -> str:
     if name != "auto":
         return _metrics.canonical(name)
-    return "mae" if task == "regression" else "accuracy"
+    # ROC AUC does not move with a slice's base rate the way accuracy does.
+    return {"binary": "roc_auc", "multiclass": "accuracy", "regression": "mae"}[task]
 
 
 def _clean(values: dict) -> dict:

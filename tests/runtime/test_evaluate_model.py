@@ -1,0 +1,403 @@
+"""evaluate_model: the model gate on real models and small demo data.
+
+Candidates and baselines are real models trained on the demo churn data; special models (a
+constant one, a deliberately slow one, an unstable one, one needing a column the data lacks)
+come from ``evaluate_models``. Every test judges the real SavedModels through their serving
+signature, the way the component does in a pipeline.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from components.evaluate_model import runtime
+from components.make_demo_data import runtime as demo
+from tests.runtime import evaluate_models
+
+FEATURES = list(demo.FEATURES)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("evaluate")
+
+
+@pytest.fixture(scope="module")
+def eval_path(work) -> str:
+    return str(demo.write(demo.generate(600, seed=101), work / "eval.parquet"))
+
+
+@pytest.fixture(scope="module")
+def models(work) -> dict:
+    """Model folder and metadata by name, trained once for the module."""
+    train = demo.generate(1500, seed=7)
+    out = {}
+
+    def add(name, build):
+        folder = work / "models" / name
+        out[name] = (str(folder), build(folder))
+
+    add("clean", lambda d: evaluate_models.linear(d, train, label=demo.LABEL, task="binary"))
+    add("shifted", lambda d: evaluate_models.linear(
+        d, demo.corrupt(train, "label_shift"), label=demo.LABEL, task="binary"))
+    return out
+
+
+def evaluate(tmp_path, model, eval_data, **kwargs) -> dict:
+    model_dir, metadata = model
+    kwargs.setdefault("baseline_source", "none")
+    kwargs.setdefault("latency_calls", 20)
+    result = runtime.run(
+        model_dir=model_dir, model_metadata=metadata, model_uri=model_dir,
+        eval_data_path=eval_data, blessing_path=str(tmp_path / "blessing.json"),
+        report_path=str(tmp_path / "report.md"), **kwargs,
+    )
+    result["blessing"] = json.loads((tmp_path / "blessing.json").read_text())
+    result["report"] = (tmp_path / "report.md").read_text()
+    return result
+
+
+def checks(result, name=None, status=None) -> list[dict]:
+    return [
+        c for c in result["blessing"]["checks"]
+        if (name is None or c["name"] == name) and (status is None or c["status"] == status)
+    ]
+
+
+def test_better_candidate_than_baseline_is_blessed(tmp_path, models, eval_path):
+    result = evaluate(
+        tmp_path, models["clean"], eval_path,
+        baseline_source="uri", baseline_model_uri=models["shifted"][0],
+        thresholds={"auc": 0.7, "log_loss": 0.6}, change_thresholds={"auc": 0.01, "f1": 0.02},
+        slice_columns=["plan", "age"], fairness_max_gap=0.3,
+    )
+    assert result["blessed"], result["summary"]
+    blessing = result["blessing"]
+    assert blessing["gate"] == "model-is-blessed" and blessing["passed"] is True
+    names = {(c["name"], c["subject"]) for c in blessing["checks"]}
+    assert {("absolute", "roc_auc"), ("absolute", "log_loss"), ("change", "roc_auc"),
+            ("change", "f1"), ("degenerate", "predictions"), ("latency", "serving_default"),
+            ("robustness", "gaussian_noise"), ("fairness", "plan"), ("fairness", "age")} <= names
+    for check in blessing["checks"]:
+        assert check["reason"] and check["status"] == "pass"
+    # Candidate and baseline side by side, evaluated on the same rows.
+    comparison = blessing["details"]["comparison"]["roc_auc"]
+    assert comparison["candidate"] > comparison["baseline"] + 0.1
+    assert blessing["details"]["baseline"]["metrics"]["roc_auc"] == comparison["baseline"]
+    assert result["metrics"]["baseline_roc_auc"] == pytest.approx(comparison["baseline"])
+    assert set(runtime._metrics.METRICS["binary"]) <= set(result["metrics"])
+    # Sliced metrics: every plan, and age by quartile.
+    slices = blessing["details"]["slices"]
+    assert {s["value"] for s in slices["plan"]} == set(demo.PLANS)
+    assert len(slices["age"]) == 4 and sum(s["rows"] for s in slices["age"]) == 600
+    report = result["report"]
+    assert "| metric | candidate | baseline | delta | better |" in report
+    assert f"| roc_auc | {comparison['candidate']:.4f} | {comparison['baseline']:.4f} |" in report
+    assert "## Slices by `plan`" in report and "| status | check |" in report
+
+
+def test_worse_candidate_is_not_blessed_and_the_metric_is_named(tmp_path, models, eval_path):
+    result = evaluate(
+        tmp_path, models["shifted"], eval_path,
+        baseline_source="uri", baseline_model_uri=models["clean"][0],
+        change_thresholds={"roc_auc": 0.02},
+    )
+    assert not result["blessed"]
+    [failed] = checks(result, "change", "fail")
+    assert failed["subject"] == "roc_auc" and failed["value"] > 0.02
+    base = result["blessing"]["details"]["comparison"]["roc_auc"]
+    assert f"candidate {base['candidate']:.4g} vs baseline {base['baseline']:.4g}" in failed["reason"]
+    assert "roc_auc" in result["summary"] and "degraded" in result["summary"]
+
+
+def test_constant_model_is_degenerate(tmp_path, eval_path):
+    model_dir = tmp_path / "constant"
+    metadata = evaluate_models.constant(model_dir)
+    result = evaluate(tmp_path, (str(model_dir), metadata), eval_path)
+    assert not result["blessed"]
+    [failed] = checks(result, status="fail")
+    assert failed["name"] == "degenerate" and failed["value"] == pytest.approx(0.0)
+    assert "near-constant" in failed["reason"]
+
+
+def test_too_slow_model_is_not_blessed(tmp_path, models, eval_path):
+    # The slow model does real work per request: 600 chained 256x256 matrix products.
+    slow_dir = tmp_path / "slow"
+    train = demo.generate(1500, seed=7)
+    metadata = evaluate_models.linear(
+        slow_dir, train, label=demo.LABEL, task="binary", slow_matmuls=600
+    )
+    limit = dict(max_latency_p95_ms=50.0, latency_calls=10)
+    slow = evaluate(tmp_path, (str(slow_dir), metadata), eval_path, **limit)
+    fast = evaluate(tmp_path, models["clean"], eval_path, **limit)
+    assert not slow["blessed"]
+    [failed] = checks(slow, status="fail")
+    assert failed["name"] == "latency" and failed["value"] > 50.0
+    assert "above the limit of 50 ms" in failed["reason"]
+    # Same weights without the extra work: within the limit.
+    assert fast["blessed"] and checks(fast, "latency")[0]["value"] < 50.0
+    assert slow["metrics"]["roc_auc"] == pytest.approx(fast["metrics"]["roc_auc"], abs=1e-6)
+
+
+def test_model_unstable_under_noise_is_not_blessed(tmp_path, eval_path):
+    model_dir = tmp_path / "fragile"
+    metadata = evaluate_models.fragile(model_dir)
+    result = evaluate(tmp_path, (str(model_dir), metadata), eval_path, robustness_min_agreement=0.9)
+    [failed] = checks(result, status="fail")
+    assert failed["name"] == "robustness" and failed["value"] < 0.9
+    assert not result["blessed"]
+
+
+def test_fairness_gap_between_slices_is_checked(tmp_path, models, eval_path):
+    result = evaluate(
+        tmp_path, models["clean"], eval_path, slice_columns=["region"], fairness_max_gap=0.001,
+    )
+    [failed] = checks(result, "fairness", "fail")
+    assert failed["subject"] == "region" and failed["value"] > 0.001
+    assert "region=" in failed["reason"] and "roc_auc ranges from" in failed["reason"]
+    assert not result["blessed"]
+
+
+def test_first_run_without_alias_is_blessed_on_absolute_checks_only(
+    tmp_path, models, eval_path, mlflow_server
+):
+    result = evaluate(
+        tmp_path, models["clean"], eval_path,
+        baseline_source="mlflow", mlflow_tracking_uri=mlflow_server,
+        registered_model_name="churn-never-registered", baseline_alias="production",
+        thresholds={"roc_auc": 0.7}, change_thresholds={"roc_auc": 0.01},
+        mlflow_experiment="evaluate-first-run",
+    )
+    assert result["blessed"], result["summary"]
+    blessing = result["blessing"]
+    assert not checks(result, "change")
+    assert checks(result, "absolute")[0]["status"] == "pass"
+    [note] = blessing["notes"]
+    assert "first run" in note and "absolute checks only" in note
+    assert blessing["details"]["baseline"]["alias"] == "production"
+    assert "absolute checks only" in result["report"]
+    # Logged to MLflow: one run in the experiment, tagged with the candidate.
+    run_id = blessing["details"]["mlflow_run_id"]
+    run = MlflowClient(mlflow_server).get_run(run_id)
+    assert run.data.tags["candidate.uri"] == models["clean"][0]
+    assert run.data.tags["model_is_blessed"] == "true"
+    assert run.data.metrics["roc_auc"] == pytest.approx(result["metrics"]["roc_auc"])
+    assert "baseline_roc_auc" not in run.data.metrics
+
+
+def register(tracking_uri: str, name: str, model_dir: str, alias: str = "production") -> str:
+    """Registers a model folder the way register_model does: run artifact "model" + version."""
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    mlflow.set_experiment("evaluate-test-registrations")
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(model_dir, artifact_path="model")
+        source = mlflow.get_artifact_uri("model")
+    client.create_registered_model(name)
+    version = client.create_model_version(name, source, run_id=run.info.run_id)
+    client.set_registered_model_alias(name, alias, version.version)
+    return version.version
+
+
+def test_baseline_from_the_mlflow_production_alias(tmp_path, models, eval_path, mlflow_server):
+    version = register(mlflow_server, "churn-eval", models["clean"][0])
+    result = evaluate(
+        tmp_path, models["shifted"], eval_path,
+        baseline_source="mlflow", mlflow_tracking_uri=mlflow_server,
+        registered_model_name="churn-eval", change_thresholds={"roc_auc": 0.02},
+    )
+    assert not result["blessed"]
+    baseline = result["blessing"]["details"]["baseline"]
+    assert baseline["version"] == version and baseline["alias"] == "production"
+    assert baseline["metrics"]["roc_auc"] > 0.7
+    [failed] = checks(result, "change", "fail")
+    assert failed["subject"] == "roc_auc"
+    run = MlflowClient(mlflow_server).get_run(result["blessing"]["details"]["mlflow_run_id"])
+    assert run.data.metrics["baseline_roc_auc"] == pytest.approx(baseline["metrics"]["roc_auc"])
+    assert run.data.tags["model_is_blessed"] == "false"
+    assert run.data.tags["baseline.version"] == version
+
+
+def test_multiclass_model(tmp_path, eval_path):
+    train = demo.generate(1500, seed=7)
+    features = [f for f in FEATURES if f != "plan"]
+    model_dir = tmp_path / "plan"
+    metadata = evaluate_models.linear(model_dir, train, label="plan", task="multiclass",
+                                      features=features)
+    result = evaluate(
+        tmp_path, (str(model_dir), metadata), eval_path,
+        thresholds={"accuracy": 0.8, "macro_f1": 0.7}, slice_columns=["region"],
+    )
+    assert result["blessed"], result["summary"]
+    assert set(result["metrics"]) >= {"accuracy", "macro_f1", "log_loss"}
+    assert "roc_auc" not in result["metrics"] and result["roc_curve"] is None
+    matrix = result["confusion_matrix"]
+    assert sorted(matrix["categories"]) == sorted(demo.PLANS)
+    assert len(matrix["matrix"]) == 3 and all(len(row) == 3 for row in matrix["matrix"])
+    assert sum(map(sum, matrix["matrix"])) == 600
+    correct = sum(matrix["matrix"][i][i] for i in range(3))
+    assert correct / 600 == pytest.approx(result["metrics"]["accuracy"])
+    assert checks(result, "fairness")[0]["subject"] == "region"
+
+
+def test_regression_model_against_a_baseline_with_fewer_features(tmp_path, eval_path):
+    train = demo.generate(1500, seed=7)
+    features = [f for f in FEATURES if f not in ("monthly_charges", "total_charges")]
+    candidate_dir, baseline_dir = tmp_path / "charges", tmp_path / "charges-baseline"
+    metadata = evaluate_models.linear(candidate_dir, train, label="monthly_charges",
+                                      task="regression", features=features)
+    evaluate_models.linear(baseline_dir, train, label="monthly_charges", task="regression",
+                           features=["age", "support_calls"])
+    result = evaluate(
+        tmp_path, (str(candidate_dir), metadata), eval_path,
+        baseline_source="uri", baseline_model_uri=str(baseline_dir),
+        thresholds={"r2": 0.8, "rmse": 15.0}, change_thresholds={"rmse": 0.5, "r2": 0.01},
+    )
+    assert result["blessed"], result["summary"]
+    metrics = result["metrics"]
+    assert set(metrics) >= {"rmse", "mae", "r2", "baseline_rmse", "baseline_r2"}
+    assert metrics["r2"] > 0.8 and metrics["rmse"] < metrics["baseline_rmse"]
+    assert result["roc_curve"] is None and result["confusion_matrix"] is None
+    assert checks(result, "robustness")[0]["status"] == "pass"
+    # The same models swapped: the candidate is worse in both directions of "better".
+    swapped = evaluate(
+        tmp_path, (str(baseline_dir), metadata), eval_path,
+        baseline_source="uri", baseline_model_uri=str(candidate_dir),
+        change_thresholds={"rmse": 0.5, "r2": 0.01},
+    )
+    assert {c["subject"] for c in checks(swapped, "change", "fail")} == {"rmse", "r2"}
+
+
+def test_data_missing_a_model_feature_names_the_column(tmp_path, models, work):
+    broken = demo.corrupt(demo.generate(300, seed=5), "missing_column")
+    path = str(demo.write(broken, work / "missing.parquet"))
+    with pytest.raises(runtime.SchemaMismatchError, match=r"needs columns \['tenure_months'\]"):
+        evaluate(tmp_path, models["clean"], path)
+    no_label = str(demo.write(demo.generate(50, 5).drop(columns=[demo.LABEL]), work / "nl.csv"))
+    with pytest.raises(runtime.SchemaMismatchError, match="no label column 'churned'"):
+        evaluate(tmp_path, models["clean"], no_label)
+
+
+def test_empty_evaluation_data_is_an_error(tmp_path, models, work):
+    empty = str(demo.write(demo.generate(10, 5).iloc[:0], work / "empty.parquet"))
+    with pytest.raises(runtime.EmptyEvaluationDataError, match="has no rows"):
+        evaluate(tmp_path, models["clean"], empty)
+    unlabelled = demo.generate(10, 5)
+    unlabelled[demo.LABEL] = None
+    path = str(demo.write(unlabelled, work / "unlabelled.csv"))
+    with pytest.raises(runtime.EmptyEvaluationDataError, match="none has a value in 'churned'"):
+        evaluate(tmp_path, models["clean"], path)
+
+
+@pytest.fixture(params=["corrupt_file", "missing_feature", "absent_folder"])
+def broken_baseline(request, tmp_path) -> tuple[str, str]:
+    """A baseline model folder that cannot be used, and the words its error must contain."""
+    folder = tmp_path / "broken-baseline"
+    if request.param == "corrupt_file":
+        (folder / "1").mkdir(parents=True)
+        (folder / "1" / "saved_model.pb").write_bytes(b"not a protobuf" * 10)
+        return str(folder), "cannot be evaluated"
+    if request.param == "missing_feature":
+        train = demo.generate(400, seed=3)
+        train["household_income"] = train["monthly_charges"] * 50
+        evaluate_models.linear(folder, train, label=demo.LABEL, task="binary",
+                               features=["age", "household_income"])
+        return str(folder), "household_income"
+    return str(tmp_path / "no-such-model"), "no-such-model"
+
+
+def test_unusable_baseline_fails_by_default(tmp_path, models, eval_path, broken_baseline):
+    uri, words = broken_baseline
+    with pytest.raises(runtime.BaselineUnavailableError, match=words):
+        evaluate(tmp_path, models["clean"], eval_path, baseline_source="uri",
+                 baseline_model_uri=uri, change_thresholds={"roc_auc": 0.01})
+
+
+def test_unusable_baseline_first_run_fallback_is_recorded(tmp_path, models, eval_path, broken_baseline):
+    uri, words = broken_baseline
+    result = evaluate(
+        tmp_path, models["clean"], eval_path, baseline_source="uri", baseline_model_uri=uri,
+        on_baseline_error="first_run", thresholds={"roc_auc": 0.7},
+        change_thresholds={"roc_auc": 0.01},
+    )
+    [warn] = checks(result, "baseline", "warn")
+    assert words in warn["reason"] and "change checks were skipped" in warn["reason"]
+    assert not checks(result, "change")
+    assert any("Baseline unavailable" in note for note in result["blessing"]["notes"])
+    assert result["blessed"] and "1 warnings" in result["summary"]
+
+
+def test_kserve_baseline_without_a_cluster_is_a_clear_error(tmp_path, models, eval_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    kwargs = dict(baseline_source="kserve", kserve_service="churn", kserve_namespace="models")
+    with pytest.raises(runtime.BaselineUnavailableError, match="InferenceService models/churn"):
+        evaluate(tmp_path, models["clean"], eval_path, **kwargs)
+    result = evaluate(tmp_path, models["clean"], eval_path, on_baseline_error="first_run", **kwargs)
+    assert checks(result, "baseline", "warn") and result["blessed"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"baseline_source": "mlmd"}, "baseline_source must be one of"),
+        ({"on_baseline_error": "ignore"}, "on_baseline_error must be"),
+        ({"thresholds": {"rmse": 1.0}}, "'rmse' is not computed for a binary model"),
+        ({"thresholds": {"roc_auc": "high"}}, r"thresholds\['roc_auc'\] must be a number"),
+        ({"change_thresholds": {"auc": -0.1}}, "non-negative degradation"),
+        ({"baseline_source": "uri"}, "needs baseline_model_uri"),
+        ({"baseline_source": "mlflow", "registered_model_name": "m"}, "needs mlflow_tracking_uri"),
+        ({"slice_columns": ["postcode"]}, r"slice_columns \['postcode'\]"),
+        ({"task": "ranking"}, "task must be one of"),
+    ],
+)
+def test_invalid_arguments_are_named(tmp_path, models, eval_path, kwargs, words, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(ValueError, match=words):
+        evaluate(tmp_path, models["clean"], eval_path, **kwargs)
+
+
+def test_component_writes_the_artifacts_the_kubeflow_ui_reads(tmp_path, models, eval_path):
+    """The KFP function itself, with kfp's real artifact classes (kfp is in the image)."""
+    from kfp import dsl
+
+    from components.evaluate_model.component import evaluate_model
+
+    model_dir, metadata = models["clean"]
+
+    def out(cls, name):
+        return cls(name=name, uri=str(tmp_path / name), metadata={})
+
+    metrics = out(dsl.Metrics, "metrics")
+    classification = out(dsl.ClassificationMetrics, "classification_metrics")
+    blessing, report = out(dsl.Artifact, "blessing"), out(dsl.Markdown, "report")
+    blessed = evaluate_model.python_func(
+        model=dsl.Model(name="model", uri=model_dir, metadata=metadata),
+        eval_data=dsl.Dataset(name="eval_data", uri=eval_path, metadata={}),
+        blessing=blessing, metrics=metrics, classification_metrics=classification, report=report,
+        thresholds={"roc_auc": 0.7}, baseline_source="uri",
+        baseline_model_uri=models["shifted"][0], change_thresholds={"roc_auc": 0.01},
+        latency_calls=10,
+    )
+    assert blessed is True and blessing.metadata["blessed"] is True
+    assert json.loads(Path(blessing.path).read_text())["passed"] is True
+    assert "| roc_auc |" in Path(report.path).read_text()
+    assert metrics.metadata["roc_auc"] > 0.7 and "baseline_roc_auc" in metrics.metadata
+
+    # ROC curve: what the Kubeflow UI plots (confidenceMetrics entries), finite, <= 200 points.
+    points = classification.metadata["confidenceMetrics"]
+    assert 2 < len(points) <= 200
+    for point in points:
+        assert set(point) == {"confidenceThreshold", "falsePositiveRate", "recall"}
+        assert all(isinstance(v, float) and math.isfinite(v) for v in point.values())
+    fpr = [p["falsePositiveRate"] for p in points]
+    assert fpr == sorted(fpr) and fpr[0] == 0.0 and fpr[-1] == 1.0
+    # Confusion matrix: annotationSpecs + rows of counts, square, all rows counted.
+    matrix = classification.metadata["confusionMatrix"]
+    assert matrix["annotationSpecs"] == [{"displayName": "0"}, {"displayName": "1"}]
+    assert [len(r["row"]) for r in matrix["rows"]] == [2, 2]
+    assert sum(sum(r["row"]) for r in matrix["rows"]) == 600
+    json.dumps(classification.metadata, allow_nan=False)  # what the executor writes
