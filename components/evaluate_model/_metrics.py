@@ -80,6 +80,11 @@ def encode_labels(labels: pd.Series, task: str, classes: list | None) -> np.ndar
     return encoded
 
 
+def display(value) -> str:
+    """A class as people read it: 1.0 (KFP turns list items into floats) shows as "1"."""
+    return _key(value)
+
+
 def _key(value) -> str:
     """One spelling for equal labels: 1, 1.0, "1" and True all become "1"."""
     if isinstance(value, (bool, np.bool_)):
@@ -184,7 +189,7 @@ def roc_curve(y: np.ndarray, p: np.ndarray, max_points: int = _MAX_ROC_POINTS) -
 
     if len(np.unique(y)) < 2:
         return None
-    fpr, tpr, thresholds = skm.roc_curve(y, p, drop_intermediate=True)
+    fpr, tpr, thresholds = skm.roc_curve(y, np.clip(p, 0.0, 1.0), drop_intermediate=True)
     thresholds = np.where(np.isfinite(thresholds), thresholds, 1.0)
     thresholds = np.clip(thresholds, 0.0, 1.0)
     if len(fpr) > max_points:
@@ -206,7 +211,7 @@ def confusion_matrix(
     labels = list(range(len(classes)))
     matrix = skm.confusion_matrix(y, predicted_classes(task, predictions), labels=labels)
     return {
-        "categories": [str(c) for c in classes],
+        "categories": [display(c) for c in classes],
         "matrix": [[int(v) for v in row] for row in matrix],
     }
 

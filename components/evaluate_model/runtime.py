@@ -190,7 +190,7 @@ def run(
     details: dict = {
         "task": task,
         "label": label,
-        "classes": [str(c) for c in classes] if classes else None,
+        "classes": [_metrics.display(c) for c in classes] if classes else None,
         "rows": len(frame),
         "eval_data": data_uri,
         "candidate": {"uri": model_uri or model_dir, "metrics": _clean(candidate)},
@@ -404,10 +404,14 @@ def _classes(task: str, metadata: dict, labels: pd.Series) -> list | None:
     classes = metadata.get("classes")
     if classes:
         classes = list(classes)
-    elif task == "binary":
-        classes = [0, 1]
     else:
-        classes = sorted(labels.dropna().unique().tolist(), key=str)
+        present = labels.dropna().unique().tolist()
+        numeric = pd.api.types.is_numeric_dtype(labels)
+        if task == "binary" and numeric and set(present) <= {0, 1}:
+            classes = [0, 1]  # one class may be absent from a small evaluation set
+        else:
+            classes = sorted(present) if numeric else sorted(present, key=str)
+        logger.info("model metadata has no classes; using %s from the labels", classes)
     if task == "binary" and len(classes) != 2:
         raise ValueError(f"a binary model needs exactly two classes, metadata has {classes}")
     return classes

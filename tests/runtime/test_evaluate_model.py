@@ -272,6 +272,17 @@ def test_regression_model_against_a_baseline_with_fewer_features(tmp_path, eval_
     assert {c["subject"] for c in checks(swapped, "change", "fail")} == {"rmse", "r2"}
 
 
+def test_task_and_classes_come_from_the_label_without_metadata(tmp_path, models, eval_path):
+    with_metadata = evaluate(tmp_path, models["clean"], eval_path)
+    model_dir, _ = models["clean"]
+    inferred = evaluate(tmp_path, (model_dir, None), eval_path, label=demo.LABEL)
+    assert inferred["blessing"]["details"]["task"] == "binary"
+    assert inferred["blessing"]["details"]["classes"] == ["0", "1"]
+    assert inferred["metrics"]["roc_auc"] == with_metadata["metrics"]["roc_auc"]
+    with pytest.raises(ValueError, match="pass label="):
+        evaluate(tmp_path, (model_dir, None), eval_path)
+
+
 def test_data_missing_a_model_feature_names_the_column(tmp_path, models, work):
     broken = demo.corrupt(demo.generate(300, seed=5), "missing_column")
     path = str(demo.write(broken, work / "missing.parquet"))
