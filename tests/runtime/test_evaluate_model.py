@@ -8,6 +8,8 @@ signature, the way the component does in a pipeline.
 
 import json
 import math
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import mlflow
@@ -340,6 +342,66 @@ def test_unusable_baseline_first_run_fallback_is_recorded(tmp_path, models, eval
     assert not checks(result, "change")
     assert any("Baseline unavailable" in note for note in result["blessing"]["notes"])
     assert result["blessed"] and "1 warnings" in result["summary"]
+
+
+@pytest.fixture
+def kubernetes_api(tmp_path, monkeypatch):
+    """A local HTTP server answering the Kubernetes API's InferenceService GET, as a cluster
+    would; ``KUBECONFIG`` points the real kserve/kubernetes clients at it."""
+    services = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            prefix = "/apis/serving.kserve.io/v1beta1/namespaces/"
+            namespace, _, name = self.path.removeprefix(prefix).partition("/inferenceservices/")
+            body = services.get((namespace, name))
+            status = 200 if body else 404
+            if body is None:
+                body = {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "NotFound", "code": 404,
+                        "message": f'inferenceservices.serving.kserve.io "{name}" not found'}
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "test", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+        "users": [{"name": "test", "user": {"token": "test"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+    }))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    yield services
+    server.shutdown()
+
+
+def test_baseline_from_the_live_inference_service(tmp_path, models, eval_path, kubernetes_api):
+    kubernetes_api[("models", "churn")] = {
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "metadata": {"name": "churn", "namespace": "models"},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "tensorflow"},
+                                         "storageUri": models["clean"][0]}}},
+    }
+    result = evaluate(
+        tmp_path, models["shifted"], eval_path, baseline_source="kserve",
+        kserve_service="churn", kserve_namespace="models", change_thresholds={"roc_auc": 0.02},
+    )
+    baseline = result["blessing"]["details"]["baseline"]
+    assert baseline["storage_uri"] == models["clean"][0]
+    assert not result["blessed"] and checks(result, "change", "fail")[0]["subject"] == "roc_auc"
+    # No InferenceService yet: a first run, recorded.
+    first = evaluate(tmp_path, models["clean"], eval_path, baseline_source="kserve",
+                     kserve_service="new-service", kserve_namespace="models")
+    assert first["blessed"] and "first run" in first["blessing"]["notes"][0]
 
 
 def test_kserve_baseline_without_a_cluster_is_a_clear_error(tmp_path, models, eval_path, monkeypatch):
