@@ -8,8 +8,9 @@ takes one ``[None]`` tensor per feature by name and returns ``{"predictions": ..
   (standardised numeric features, one-hot string features), for any task and feature set.
 - ``constant``: ignores its inputs (a degenerate model).
 - ``fragile``: flips its answer with tiny input changes (unstable under noise).
-- ``slow``: a linear model whose signature also runs a chain of 256x256 matrix products that
-  depend on the input, i.e. real extra computation per request (a model too slow to serve).
+- ``linear(..., slow_matmuls=N)``: the same model whose signature also runs N chained 256x256
+  matrix products that depend on the input, i.e. real extra computation per request (a model
+  too slow to serve).
 """
 
 from __future__ import annotations
