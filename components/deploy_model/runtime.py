@@ -1,0 +1,279 @@
+"""deploy_model: serve a model, prove it with real inference requests, promote or roll back.
+
+Targets:
+- ``kserve``: a KServe InferenceService (serving.kserve.io/v1beta1) rendered from
+  manifests/kserve/base/inferenceservice.yaml. First deployment: create, wait Ready, smoke test
+  (delete on failure). Later, Knative mode: canary (canaryTrafficPercent), wait Ready, smoke
+  test the canary's own URL, promote to 100% or roll back (traffic 0% on the candidate and the
+  previous model spec restored, so the last good revision keeps 100%). Standard mode has no
+  canary: refused unless ``allow_direct_rollout`` (replace, wait, smoke, restore on failure).
+- ``local``: a KServe model server on localhost (see ``server.py``), smoke-tested over HTTP,
+  then a pointer file swap in ``local_serving_dir`` and an optional reload of a persistent
+  server at ``local_endpoint``.
+
+The verdict (gate ``deployment-is-healthy``) lists every step as a check. Model failures return
+False; broken inputs raise ValueError; an API refusal (403, 409) raises ``KubernetesApiError``
+after rolling back what was changed. MLflow's ``production`` alias moves only on success.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from components.verdict import FAIL, PASS, Verdict
+
+logger = logging.getLogger(__name__)
+
+GATE = "deployment-is-healthy"
+TARGETS = ("local", "kserve")
+PRODUCTION_ALIAS = "production"
+_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_SCHEMES = ("gs://", "s3://", "pvc://", "http://", "https://", "hf://", "oci://", "hdfs://", "webhdfs://")
+
+
+def kserve_storage_uri(uri: str) -> str:
+    """A storageUri KServe's storage initializer reads; KFP's minio:// artifacts become s3://."""
+    if uri.startswith("minio://"):
+        return "s3://" + uri[len("minio://") :]
+    if uri.startswith(_SCHEMES) or uri.startswith("azure://") or ".blob.core.windows.net" in uri:
+        return uri
+    raise ValueError(
+        f"storage URI {uri!r} is not one KServe can read (gs://, s3://, pvc://, https://, ...): "
+        "a local artifact path only works for target='local'; pass storage_uri"
+    )
+
+
+def _validate(
+    *,
+    service_name,
+    target,
+    canary_traffic_percent,
+    ready_timeout_seconds,
+    smoke_rows,
+    tolerance,
+    registered_model_name,
+    model_version,
+    poll_interval_seconds,
+):
+    if not service_name or len(service_name) > 63 or not _NAME.match(service_name):
+        raise ValueError(
+            f"service_name {service_name!r} must be a DNS-1035 label (lowercase letters, digits, '-', "
+            "starting with a letter, at most 63 characters)"
+        )
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if not 1 <= canary_traffic_percent <= 99:
+        raise ValueError(f"canary_traffic_percent must be between 1 and 99, got {canary_traffic_percent}")
+    if ready_timeout_seconds <= 0 or poll_interval_seconds <= 0:
+        raise ValueError("ready_timeout_seconds and poll_interval_seconds must be positive")
+    if smoke_rows < 1:
+        raise ValueError(f"smoke_rows must be at least 1, got {smoke_rows}")
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    if bool(registered_model_name) != bool(model_version):
+        raise ValueError(
+            "registered_model_name and model_version go together (the production alias moves to "
+            f"that version); got name={registered_model_name!r}, version={model_version!r}"
+        )
+
+
+def smoke_frame(eval_data_path: str, loaded, rows: int):
+    """The first ``rows`` evaluation rows, only the model's input features (label dropped)."""
+    from components import model_io
+
+    frame = model_io.read_frame(eval_data_path)
+    if frame.empty:
+        raise ValueError(f"evaluation data {eval_data_path!r} has no rows to send as smoke requests")
+    inputs = model_io.serving_inputs(loaded)
+    missing = sorted(set(inputs) - set(frame.columns))
+    if missing:
+        raise model_io.FeatureMismatchError(
+            f"evaluation data {eval_data_path!r} lacks the model's features {missing}"
+        )
+    dtypes = {name: dtype.name for name, dtype in inputs.items()}
+    return frame[list(inputs)].head(rows).reset_index(drop=True), dtypes
+
+
+def run(
+    *,
+    model_dir: str,
+    model_uri: str,
+    eval_data_path: str,
+    deployment_dir: str,
+    report_path: str,
+    service_name: str,
+    target: str = "local",
+    namespace: str = "default",
+    storage_uri: str = "",
+    deployment_mode: str = "Knative",
+    allow_direct_rollout: bool = False,
+    canary_traffic_percent: int = 10,
+    ready_timeout_seconds: float = 600,
+    poll_interval_seconds: float = 5.0,
+    smoke_rows: int = 20,
+    tolerance: float = 1e-4,
+    runtime_version: str = "",
+    resources: dict | None = None,
+    min_replicas: int | None = None,
+    max_replicas: int | None = None,
+    service_account: str = "",
+    kubeconfig: str = "",
+    manifest_template: str = "",
+    local_serving_dir: str = "",
+    local_endpoint: str = "",
+    mlflow_tracking_uri: str = "",
+    registered_model_name: str = "",
+    model_version: str = "",
+) -> tuple[bool, dict[str, Any]]:
+    """Deploys and smoke-tests; writes ``deployment_dir`` (deployment.json, inferenceservice.yaml)
+    and the Markdown report. Returns (healthy, deployment metadata)."""
+    from components import model_io
+    from components.deploy_model import _local, _smoke, kserve
+
+    _validate(
+        service_name=service_name,
+        target=target,
+        canary_traffic_percent=canary_traffic_percent,
+        ready_timeout_seconds=ready_timeout_seconds,
+        smoke_rows=smoke_rows,
+        tolerance=tolerance,
+        registered_model_name=registered_model_name,
+        model_version=model_version,
+        poll_interval_seconds=poll_interval_seconds,
+    )
+    mode = kserve.normalize_mode(deployment_mode)
+    uri = storage_uri or model_uri
+    if target == "kserve":
+        uri = kserve_storage_uri(uri)
+    desired = kserve.render(
+        name=service_name,
+        namespace=namespace,
+        storage_uri=uri,
+        deployment_mode=mode,
+        runtime_version=runtime_version,
+        resources=resources,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        service_account=service_account,
+        template=manifest_template,
+        labels={"app.kubernetes.io/version": str(model_version)} if model_version else None,
+    )
+    out_dir = Path(deployment_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_manifest(out_dir / "inferenceservice.yaml", desired)
+
+    loaded = model_io.load(model_dir)
+    frame, dtypes = smoke_frame(eval_data_path, loaded, smoke_rows)
+    offline = model_io.predict(loaded, frame)
+    verdict = Verdict(gate=GATE)
+    verdict.notes.append(f"target {target}; model {uri}; {len(frame)} smoke rows; tolerance {tolerance:g}")
+
+    error: Exception | None = None
+    if target == "local":
+        outcome = _local.deploy(
+            model_dir=model_dir,
+            name=service_name,
+            frame=frame,
+            offline=offline,
+            dtypes=dtypes,
+            tolerance=tolerance,
+            start_timeout=ready_timeout_seconds,
+            serving_dir=local_serving_dir,
+            endpoint=local_endpoint,
+            model_version=str(model_version),
+            model_uri=uri,
+            verdict=verdict,
+        )
+    else:
+
+        def smoke(url: str):
+            if not url:
+                return _smoke.SmokeResult(False, url, len(frame), None, "the InferenceService reports no URL")
+            return _smoke.smoke(url, service_name, frame, offline, tolerance, protocol="v1")
+
+        rollout = kserve.Rollout(
+            kserve.connect(kubeconfig),
+            desired,
+            smoke=smoke,
+            verdict=verdict,
+            ready_timeout=ready_timeout_seconds,
+            poll_interval=poll_interval_seconds,
+            canary_percent=canary_traffic_percent,
+            allow_direct_rollout=allow_direct_rollout,
+        )
+        try:
+            outcome = rollout.run()
+        except kserve.KubernetesApiError as exc:
+            verdict.add(
+                "kubernetes-api",
+                f"InferenceService {namespace}/{service_name}",
+                FAIL,
+                str(exc),
+                value=exc.status,
+            )
+            outcome, error = rollout.outcome, exc
+
+    healthy = verdict.passed and bool(outcome.get("healthy")) and error is None
+    if healthy and registered_model_name:
+        _move_production_alias(
+            mlflow_tracking_uri, registered_model_name, str(model_version), verdict, outcome
+        )
+    healthy = verdict.passed and healthy
+    outcome.update(target=target, healthy=healthy)
+    verdict.details = {"deployment": outcome}
+    metadata = _metadata(outcome)
+    (out_dir / "deployment.json").write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
+    Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report_path).write_text(verdict.to_markdown(title=f"Deployment of {service_name} ({target})"))
+    logger.info("%s", verdict.summary())
+    if error is not None:
+        raise error
+    return healthy, metadata
+
+
+def _move_production_alias(tracking_uri: str, name: str, version: str, verdict: Verdict, outcome: dict):
+    from components import registry
+
+    uri = registry.resolve_tracking_uri(tracking_uri)
+    client = registry.client(uri)
+    previous = registry.version_by_alias(uri, name, PRODUCTION_ALIAS)
+    client.set_registered_model_alias(name, PRODUCTION_ALIAS, version)
+    outcome["previous_production_version"] = previous.version if previous else None
+    verdict.add(
+        "production-alias",
+        f"{name}@{PRODUCTION_ALIAS}",
+        PASS,
+        f"alias {PRODUCTION_ALIAS} moved to version {version}"
+        + (f" (was {previous.version})" if previous else " (first production version)"),
+        value=version,
+    )
+
+
+def _metadata(outcome: dict) -> dict[str, Any]:
+    keys = (
+        "name",
+        "namespace",
+        "url",
+        "revision",
+        "traffic",
+        "model_uri",
+        "mode",
+        "target",
+        "healthy",
+        "action",
+        "rolled_back",
+        "previous_model_uri",
+        "previous_production_version",
+        "pointer",
+    )
+    return {k: outcome.get(k) for k in keys if outcome.get(k) is not None}
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    import yaml
+
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))

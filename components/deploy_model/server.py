@@ -1,0 +1,264 @@
+"""Local KServe model server for our TensorFlow SavedModels (v1 and v2 protocols).
+
+A ``kserve.Model`` subclass loads a SavedModel in the TF-Serving layout through
+``components.model_io`` (so it is fed exactly as evaluation feeds it) and answers the KServe
+v1 protocol (``/v1/models/<name>:predict``, the same as TF Serving's REST API on a cluster)
+and the v2 / Open Inference Protocol (``/v2/models/<name>/infer``). JSON ``null`` means a
+missing value (NaN for numbers, ``""`` for strings).
+
+Three ways to say what to serve::
+
+    # a model folder (<dir>/<version>/saved_model.pb)
+    python -m components.deploy_model.server --model-dir /models/churn --model-name churn --http-port 8080
+    # a registered MLflow version (alias or version number), downloaded first
+    python -m components.deploy_model.server --registered-model churn --alias production \\
+        --tracking-uri http://127.0.0.1:5000 --http-port 8080
+    # every pointer <name>.json in a serving folder, as written by deploy_model(target="local");
+    # deploy_model tells the server to re-read a pointer with POST /v2/repository/models/<name>/load
+    python -m components.deploy_model.server --serving-dir /srv/ct-serving --http-port 8080
+
+Calling it::
+
+    curl localhost:8080/v1/models/churn                      # {"name": "churn", "ready": true}
+    curl -X POST localhost:8080/v1/models/churn:predict -H 'content-type: application/json' \\
+      -d '{"instances": [{"age": 41, "tenure_months": 12, "monthly_charges": 70.5,
+           "total_charges": null, "support_calls": 3, "plan": "basic", "region": "north",
+           "payment_method": "card", "contract_type": 0}]}'
+    # -> {"predictions": [0.73]}
+    curl -X POST localhost:8080/v2/models/churn/infer -H 'content-type: application/json' \\
+      -d '{"inputs": [{"name": "age", "shape": [1], "datatype": "FP32", "data": [41]},
+                      {"name": "plan", "shape": [1], "datatype": "BYTES", "data": ["basic"]}, ...]}'
+    # -> {"model_name": "churn", "outputs": [{"name": "predictions", "shape": [1],
+    #     "datatype": "FP32", "data": [0.73]}], ...}
+    curl -X POST localhost:8080/v2/repository/models/churn/load   # re-read churn.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+POINTER_SUFFIX = ".json"
+PREVIOUS_SUFFIX = ".previous.json"
+
+
+def read_pointer(serving_dir: str | os.PathLike, name: str) -> dict[str, Any]:
+    """The pointer ``<serving_dir>/<name>.json``; its ``model_dir`` made absolute.
+
+    Raises:
+        FileNotFoundError: naming the pointer, when there is none.
+    """
+    path = Path(serving_dir) / f"{name}{POINTER_SUFFIX}"
+    if not path.is_file():
+        raise FileNotFoundError(f"no model pointer {path} (deploy_model target='local' writes it)")
+    pointer = json.loads(path.read_text())
+    model_dir = Path(pointer["model_dir"])
+    if not model_dir.is_absolute():  # relative to the serving folder, so it can be mounted anywhere
+        model_dir = Path(serving_dir) / model_dir
+    return {**pointer, "model_dir": str(model_dir)}
+
+
+def pointer_names(serving_dir: str | os.PathLike) -> list[str]:
+    """Names with a current pointer in ``serving_dir`` (``.previous.json`` files excluded)."""
+    return sorted(
+        p.name[: -len(POINTER_SUFFIX)]
+        for p in Path(serving_dir).glob(f"*{POINTER_SUFFIX}")
+        if not p.name.endswith(PREVIOUS_SUFFIX) and not p.name.startswith(".")
+    )
+
+
+def _model_classes():
+    """The kserve classes, imported lazily (kserve parses sys.argv at import)."""
+    import kserve
+    import numpy as np
+    import pandas as pd
+    from kserve.errors import InvalidInput
+
+    from components import model_io
+
+    class SavedModelModel(kserve.Model):
+        """One SavedModel, served under ``name`` (v1 instances/inputs, v2 tensors by feature)."""
+
+        def __init__(self, name: str, model_dir: str, version: str = ""):
+            super().__init__(name)
+            self.model_dir = model_dir
+            self.version = version
+            self.loaded = None
+            self.ready = False
+
+        def load(self) -> bool:
+            self.loaded = model_io.load(self.model_dir)
+            self.inputs = model_io.serving_inputs(self.loaded)
+            self.ready = True
+            return self.ready
+
+        def _frame(self, payload) -> pd.DataFrame:
+            if isinstance(payload, kserve.InferRequest):
+                columns = {}
+                for tensor in payload.inputs:
+                    data = tensor.data
+                    if isinstance(data, np.ndarray):
+                        data = data.reshape(-1).tolist()
+                    columns[tensor.name] = [v[0] if isinstance(v, list) else v for v in data]
+                return pd.DataFrame(columns)
+            if not isinstance(payload, dict):
+                raise InvalidInput("expected a JSON object with 'instances' or 'inputs'")
+            if "instances" in payload:
+                rows = payload["instances"]
+                if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                    raise InvalidInput(
+                        "'instances' must be a list of objects {feature: value} "
+                        f"(features: {sorted(self.inputs)})"
+                    )
+                return pd.DataFrame.from_records(rows)
+            if isinstance(payload.get("inputs"), dict):  # TF Serving's columnar format
+                return pd.DataFrame(payload["inputs"])
+            raise InvalidInput("expected 'instances' (row format) or 'inputs' (columnar)")
+
+        def _predict(self, frame: pd.DataFrame) -> np.ndarray:
+            try:
+                return model_io.predict(self.loaded, frame)
+            except (model_io.FeatureMismatchError, ValueError) as exc:
+                raise InvalidInput(str(exc)) from exc
+
+        async def predict(self, payload, headers=None, response_headers=None):
+            frame = self._frame(payload)
+            # TensorFlow releases the GIL: running it off the event loop serves requests in parallel.
+            predictions = await asyncio.get_running_loop().run_in_executor(None, self._predict, frame)
+            if isinstance(payload, kserve.InferRequest):
+                return kserve.InferResponse(
+                    model_name=self.name,
+                    response_id=payload.id or str(uuid.uuid4()),
+                    infer_outputs=[
+                        kserve.InferOutput(
+                            name=model_io.OUTPUT_KEY,
+                            shape=list(predictions.shape),
+                            datatype="FP32",
+                            data=predictions.astype(np.float32).reshape(-1).tolist(),
+                        )
+                    ],
+                )
+            return {"predictions": predictions.tolist()}
+
+    class ServingRepository(kserve.ModelRepository):
+        """Models by name, from fixed folders or from pointers in a serving folder.
+
+        ``load(name)`` (the v2 repository API) re-reads the pointer and swaps the model in only
+        once the new one is loaded, so the old model keeps answering meanwhile.
+        """
+
+        def __init__(self, serving_dir: str = "", fixed: dict[str, str] | None = None):
+            super().__init__(models_dir=serving_dir or tempfile.gettempdir())
+            self.serving_dir = serving_dir
+            self.fixed = dict(fixed or {})
+
+        def model_dir(self, name: str) -> tuple[str, str]:
+            if self.serving_dir and (Path(self.serving_dir) / f"{name}{POINTER_SUFFIX}").is_file():
+                pointer = read_pointer(self.serving_dir, name)
+                return pointer["model_dir"], str(pointer.get("model_version", ""))
+            if name in self.fixed:
+                return self.fixed[name], ""
+            raise FileNotFoundError(
+                f"no model named {name!r}"
+                + (f": no pointer {name}{POINTER_SUFFIX} in {self.serving_dir}" if self.serving_dir else "")
+            )
+
+        def load_model(self, name: str) -> bool:
+            model_dir, version = self.model_dir(name)
+            model = SavedModelModel(name, model_dir, version)
+            model.load()
+            self.update(model)
+            logger.info("serving %s from %s", name, model_dir)
+            return model.ready
+
+        async def load(self, name: str) -> bool:
+            return await asyncio.get_running_loop().run_in_executor(None, self.load_model, name)
+
+        def load_models(self):
+            for name in pointer_names(self.serving_dir) if self.serving_dir else []:
+                try:
+                    self.load_model(name)
+                except Exception:  # noqa: BLE001 - one broken pointer must not stop the others
+                    logger.exception("cannot load %s from %s", name, self.serving_dir)
+            for name in self.fixed:
+                if name not in self.models:
+                    self.load_model(name)
+
+    return SavedModelModel, ServingRepository
+
+
+def serve(
+    *, http_port: int, model_dir: str = "", model_name: str = "", serving_dir: str = "", workers: int = 1
+) -> None:
+    """Serves until stopped (SIGTERM/SIGINT). See the module docstring for the three modes."""
+    import kserve
+
+    _, ServingRepository = _model_classes()
+    fixed = {model_name: model_dir} if model_dir else {}
+    repository = ServingRepository(serving_dir=serving_dir, fixed=fixed)
+    repository.load_models()
+    models = list(repository.get_models().values())
+    logger.info("serving %s on port %d", sorted(repository.get_models()) or "no models yet", http_port)
+    server = kserve.ModelServer(
+        http_port=http_port,
+        enable_grpc=False,
+        workers=workers,
+        registered_models=repository,
+        enable_latency_logging=False,  # one log line per request costs more than a small model
+    )
+    # start([]) is allowed: a pointer server may start before the first deployment.
+    server.start(models)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m components.deploy_model.server",
+        description="Serve TensorFlow SavedModels with KServe's model server (v1 and v2 protocols).",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-dir", help="model folder in the TF-Serving layout (<dir>/1/saved_model.pb)")
+    source.add_argument("--serving-dir", help="folder of pointers <name>.json written by deploy_model")
+    source.add_argument("--registered-model", help="MLflow registered model name")
+    parser.add_argument(
+        "--model-name", default="", help="name in the URL (default: folder or registered name)"
+    )
+    parser.add_argument("--alias", default="production", help="alias or version number of --registered-model")
+    parser.add_argument(
+        "--tracking-uri", default="", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI)"
+    )
+    parser.add_argument("--download-dir", default="", help="where to download a registered model")
+    parser.add_argument("--http-port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    model_dir, name = args.model_dir or "", args.model_name
+    if args.registered_model:
+        from components import registry
+
+        tracking_uri = registry.resolve_tracking_uri(args.tracking_uri)
+        dst = args.download_dir or tempfile.mkdtemp(prefix="ct-serve-")
+        model_dir = registry.download_model(tracking_uri, args.registered_model, args.alias, dst)
+        name = name or args.registered_model
+        logger.info(
+            "downloaded %s@%s from %s to %s", args.registered_model, args.alias, tracking_uri, model_dir
+        )
+    if model_dir:
+        name = name or Path(model_dir.rstrip("/")).name
+    # kserve parses sys.argv when imported; hide ours so its defaults apply.
+    sys.argv = sys.argv[:1]
+    serve(http_port=args.http_port, model_dir=model_dir, model_name=name, serving_dir=args.serving_dir or "")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""KFP interface of register_model."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Model, Output
+
+from components import images
+
+
+@dsl.component(base_image=images.RUNTIME, install_kfp_package=False)
+def register_model(
+    model: Input[Model],
+    registered: Output[Artifact],
+    registered_model_name: str,
+    mlflow_tracking_uri: str = "",
+    statistics: Input[Artifact] = None,
+    anomalies: Input[Artifact] = None,
+    blessing: Input[Artifact] = None,
+    pipeline_run_id: str = "",
+    alias: str = "candidate",
+    experiment: str = "continuous-training",
+) -> str:
+    """Registers the blessed SavedModel as a new version of an MLflow registered model.
+
+    The model folder (TF-Serving layout) is logged as the run artifact "model"; the new version
+    carries lineage tags (training data hash and URI, statistics/anomalies/blessing URIs, the
+    evaluation summary, pipeline run id, image version) and the alias ``alias``. Aliases only,
+    never the deprecated stages. An unreachable server is retried with backoff, then the
+    component fails naming the URI.
+
+    Args:
+        model: The trained model (folder with ``1/saved_model.pb``; metadata holds data_hash
+            and data_uri).
+        registered: Output; JSON and metadata with name, version, model_uri
+            ("models:/<name>/<version>"), tracking_uri, run_id, alias.
+        registered_model_name: Name of the registered model in MLflow.
+        mlflow_tracking_uri: MLflow tracking URI; empty uses the MLFLOW_TRACKING_URI env var
+            (e.g. from a Kubernetes secret).
+        statistics: Optional training data statistics; its URI is recorded as a tag.
+        anomalies: Optional data validation anomalies; its URI is recorded as a tag.
+        blessing: Optional model-is-blessed verdict (JSON); its outcome, summary and check
+            values become tags. A failed blessing is refused.
+        pipeline_run_id: The pipeline run id, recorded as a tag (e.g. dsl.PIPELINE_JOB_ID_PLACEHOLDER).
+        alias: Alias moved to the new version ("candidate"; deploy_model moves "production").
+        experiment: MLflow experiment of the registration run.
+
+    Returns:
+        The new version number, as a string.
+    """
+    import logging
+
+    from components.register_model import runtime
+
+    logging.basicConfig(level=logging.INFO)
+    result = runtime.run(
+        model_dir=model.path,
+        model_metadata=dict(model.metadata),
+        model_uri=model.uri,
+        registered_model_name=registered_model_name,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        experiment=experiment,
+        statistics_uri=statistics.uri if statistics else "",
+        anomalies_uri=anomalies.uri if anomalies else "",
+        blessing_path=blessing.path if blessing else "",
+        blessing_uri=blessing.uri if blessing else "",
+        pipeline_run_id=pipeline_run_id,
+        alias=alias,
+        output_path=registered.path,
+    )
+    registered.metadata.update(result)
+    return result["version"]

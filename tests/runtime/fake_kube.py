@@ -1,0 +1,367 @@
+"""A local fake of the Kubernetes API server for KServe InferenceServices (tests only).
+
+It speaks the real REST API (``/apis/serving.kserve.io/v1beta1/namespaces/<ns>/
+inferenceservices[/<name>]``: POST, GET, PATCH with merge-patch or json-patch, PUT with
+resourceVersion checks, DELETE, Kubernetes ``Status`` errors), so the real kubernetes and
+kserve clients run end to end against it. It imitates the KServe controller closely enough
+for rollouts:
+
+- every change of the predictor (other than ``canaryTrafficPercent``) creates a revision
+  ``<name>-predictor-0000N``, which becomes Ready after ``ready_after`` reads (never, for a
+  storage URI in ``never_ready``); ``observedGeneration`` catches up on the next read;
+- Knative mode: a Ready revision is rolled out unless ``canaryTrafficPercent`` < 100, in which
+  case traffic splits between the last rolled-out revision (tag ``prev``) and the latest
+  (tag ``latest``); a revision that is not Ready never gets traffic;
+- Standard mode: no traffic split, the latest Ready revision serves;
+- URLs: each revision's URL is ``servers[storage_uri]`` (a real model server the test
+  started), so smoke requests are real HTTP inference; ``status.url`` is the rolled-out one;
+- ``failures``: ``{"PATCH": 403, "PUT": 409, ...}`` answers that verb with that error.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+_PATH = re.compile(
+    r"^/apis/serving\.kserve\.io/(?P<version>v1beta1)/namespaces/(?P<ns>[^/]+)/inferenceservices(?:/(?P<name>[^/?]+))?"
+)
+DEAD_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
+_REASONS = {
+    400: "BadRequest",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    422: "Invalid",
+    500: "InternalError",
+}
+
+
+def merge_patch(target, patch):
+    """RFC 7386 JSON merge-patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def json_patch(target, operations):
+    """RFC 6902 JSON patch (add, replace, remove, test)."""
+    doc = copy.deepcopy(target)
+    for op in operations:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+        parent = doc
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent.setdefault(part, {})
+        last = parts[-1]
+        if op["op"] in ("add", "replace"):
+            if isinstance(parent, list):
+                parent.insert(len(parent) if last == "-" else int(last), op["value"])
+            else:
+                parent[last] = op["value"]
+        elif op["op"] == "remove":
+            del parent[int(last) if isinstance(parent, list) else last]
+        elif op["op"] == "test" and parent.get(last) != op["value"]:
+            raise ValueError(f"test failed at {op['path']}")
+    return doc
+
+
+class _Revision:
+    def __init__(self, name: str, storage_uri: str, template: dict, ready_after: int, never: bool):
+        self.name, self.storage_uri, self.template = name, storage_uri, template
+        self.reads_left, self.never, self.ready = ready_after, never, False
+
+
+class FakeKube:
+    """The fake API server. Use as a context manager; ``kubeconfig(path)`` writes a kubeconfig."""
+
+    def __init__(
+        self,
+        servers: dict[str, str] | None = None,
+        *,
+        ready_after: int = 2,
+        never_ready: set[str] | frozenset = frozenset(),
+        failures: dict[str, int] | None = None,
+    ):
+        self.servers = dict(servers or {})
+        self.ready_after = ready_after
+        self.never_ready = set(never_ready)
+        self.failures = dict(failures or {})
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.state: dict[tuple[str, str], dict] = {}
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        self._resource_version = 100
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                with fake.lock:
+                    fake.requests.append(
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "content_type": self.headers.get("Content-Type", ""),
+                            "body": body,
+                        }
+                    )
+                    code, payload = fake.handle(self.command, self.path, self.headers, body)
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    # lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> FakeKube:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def kubeconfig(self, path: str | Path) -> str:
+        import yaml
+
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+            "contexts": [
+                {"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "default"}}
+            ],
+            "current-context": "fake",
+        }
+        Path(path).write_text(yaml.safe_dump(config))
+        return str(path)
+
+    # API ------------------------------------------------------------------------------------
+    def _status(self, code: int, message: str):
+        reason = _REASONS.get(code, "Unknown")
+        return code, {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        }
+
+    def handle(self, method: str, path: str, headers, body):
+        match = _PATH.match(path)
+        if not match:
+            return self._status(404, f"the server could not find the requested resource ({path})")
+        ns, name = match["ns"], match["name"]
+        if method in self.failures:
+            code = self.failures[method]
+            what = {"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[
+                method
+            ]
+            if code == 403:
+                return self._status(
+                    403,
+                    f'inferenceservices.serving.kserve.io "{name or ""}" is forbidden: '
+                    f'User "system:serviceaccount:{ns}:kfp-ct-pipeline-runner" cannot '
+                    f'{what} resource "inferenceservices" in API group "serving.kserve.io" '
+                    f'in the namespace "{ns}"',
+                )
+            if code == 409:
+                return self._status(
+                    409,
+                    f"Operation cannot be fulfilled on inferenceservices.serving.kserve.io "
+                    f'"{name}": the object has been modified; please apply your changes '
+                    f"to the latest version and try again",
+                )
+            return self._status(code, "injected failure")
+        key = (ns, name)
+        if method == "POST" and name is None:
+            name = (body.get("metadata") or {}).get("name")
+            key = (ns, name)
+            if key in self.objects:
+                return self._status(409, f'inferenceservices.serving.kserve.io "{name}" already exists')
+            obj = copy.deepcopy(body)
+            obj["metadata"].update(namespace=ns, generation=1, uid=f"uid-{name}")
+            obj.pop("status", None)
+            self.state[key] = {"revisions": [], "rolled_out": None, "previous": None, "observed": 0}
+            self._store(key, obj, spec_changed=True)
+            return 201, self._view(key)
+        if name is None:
+            if method == "GET":
+                items = [self._view(k) for k in self.objects if k[0] == ns]
+                return 200, {
+                    "apiVersion": "serving.kserve.io/v1beta1",
+                    "kind": "InferenceServiceList",
+                    "items": items,
+                    "metadata": {},
+                }
+            return self._status(405, "method not allowed")
+        if key not in self.objects:
+            return self._status(404, f'inferenceservices.serving.kserve.io "{name}" not found')
+        current = self.objects[key]
+        if method == "GET":
+            self._reconcile(key)
+            return 200, self._view(key)
+        if method == "DELETE":
+            del self.objects[key], self.state[key]
+            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}
+        if method == "PATCH":
+            content_type = headers.get("Content-Type", "")
+            try:
+                if "json-patch" in content_type:
+                    updated = json_patch(current, body)
+                else:  # merge-patch (and strategic merge, which is a merge for custom resources)
+                    updated = merge_patch(current, body)
+            except (KeyError, IndexError, ValueError) as exc:
+                return self._status(422, f"invalid patch: {exc}")
+        elif method == "PUT":
+            sent = (body.get("metadata") or {}).get("resourceVersion")
+            if sent != current["metadata"]["resourceVersion"]:
+                return self._status(
+                    409,
+                    f"Operation cannot be fulfilled on inferenceservices.serving.kserve.io "
+                    f'"{name}": the object has been modified; please apply your changes '
+                    f"to the latest version and try again",
+                )
+            updated = copy.deepcopy(body)
+            for field in ("uid", "generation", "namespace", "name"):
+                updated["metadata"][field] = current["metadata"][field]
+        else:
+            return self._status(405, "method not allowed")
+        updated.pop("status", None)
+        changed = updated.get("spec") != current.get("spec")
+        if changed:
+            updated["metadata"]["generation"] = current["metadata"]["generation"] + 1
+        self._store(key, updated, spec_changed=changed)
+        return 200, self._view(key)
+
+    # controller imitation ---------------------------------------------------------------------
+    def _store(self, key, obj, spec_changed: bool) -> None:
+        self._resource_version += 1
+        obj["metadata"]["resourceVersion"] = str(self._resource_version)
+        self.objects[key] = obj
+        if not spec_changed:
+            return
+        state = self.state[key]
+        predictor = obj["spec"]["predictor"]
+        template = {k: v for k, v in predictor.items() if k != "canaryTrafficPercent"}
+        revisions = state["revisions"]
+        if not revisions or revisions[-1].template != template:
+            uri = (predictor.get("model") or {}).get("storageUri", "")
+            revisions.append(
+                _Revision(
+                    f"{key[1]}-predictor-{len(revisions) + 1:05d}",
+                    uri,
+                    template,
+                    self.ready_after,
+                    uri in self.never_ready,
+                )
+            )
+
+    def _mode(self, obj) -> str:
+        mode = (obj["metadata"].get("annotations") or {}).get("serving.kserve.io/deploymentMode", "Standard")
+        return "Knative" if mode.lower() in ("knative", "serverless") else "Standard"
+
+    def _reconcile(self, key) -> None:
+        obj, state = self.objects[key], self.state[key]
+        state["observed"] = obj["metadata"]["generation"]
+        latest = state["revisions"][-1]
+        if not latest.ready and not latest.never:
+            latest.reads_left -= 1
+            latest.ready = latest.reads_left <= 0
+        canary = obj["spec"]["predictor"].get("canaryTrafficPercent")
+        if latest.ready and state["rolled_out"] is not latest:
+            knative_canary = self._mode(obj) == "Knative" and canary is not None and canary < 100
+            if state["rolled_out"] is None or not knative_canary:
+                state["previous"], state["rolled_out"] = state["rolled_out"], latest
+
+    def url_of(self, revision) -> str:
+        return self.servers.get(revision.storage_uri, DEAD_URL) if revision else ""
+
+    def _view(self, key) -> dict:
+        obj, state = copy.deepcopy(self.objects[key]), self.state[key]
+        latest, rolled_out = state["revisions"][-1], state["rolled_out"]
+        tags = (obj["metadata"].get("annotations") or {}).get(
+            "serving.kserve.io/enable-tag-routing"
+        ) == "true"
+        canary = obj["spec"]["predictor"].get("canaryTrafficPercent")
+        split = []
+        if self._mode(obj) == "Knative" and rolled_out is not None:
+            if latest is rolled_out or not latest.ready:
+                split = [(rolled_out, 100, latest is rolled_out, "prev")]
+            else:
+                split = [(rolled_out, 100 - canary, False, "prev"), (latest, canary, True, "latest")]
+        traffic = []
+        for revision, percent, is_latest, tag in split:
+            entry = {"revisionName": revision.name, "percent": percent, "latestRevision": is_latest}
+            if tags:
+                entry.update(tag="latest" if is_latest else tag, url=self.url_of(revision))
+            traffic.append(entry)
+        ready = latest.ready and state["observed"] >= obj["metadata"]["generation"]
+        if ready:
+            condition = {"type": "Ready", "status": "True"}
+        elif latest.never:
+            condition = {
+                "type": "Ready",
+                "status": "False",
+                "reason": "RevisionFailed",
+                "message": f'Revision "{latest.name}" failed with message: container "kserve-container" '
+                f"is in CrashLoopBackOff",
+            }
+        else:
+            condition = {
+                "type": "Ready",
+                "status": "False",
+                "reason": "RevisionNotReady",
+                "message": f'Revision "{latest.name}" is not ready yet',
+            }
+        url = self.url_of(rolled_out)
+        predictor = {
+            "latestCreatedRevision": latest.name,
+            "latestReadyRevision": next((r.name for r in reversed(state["revisions"]) if r.ready), None),
+            "latestRolledoutRevision": rolled_out.name if rolled_out else None,
+            "previousRolledoutRevision": state["previous"].name if state["previous"] else None,
+            "url": url,
+            "address": {"url": url},
+        }
+        if traffic:
+            predictor["traffic"] = traffic
+        obj["status"] = {
+            "observedGeneration": state["observed"],
+            "url": url,
+            "address": {"url": url},
+            "conditions": [{"type": "PredictorReady", "status": condition["status"]}, condition],
+            "components": {"predictor": {k: v for k, v in predictor.items() if v is not None}},
+        }
+        return obj
+
+    # test helpers ----------------------------------------------------------------------------
+    def serving(self, namespace: str, name: str) -> dict:
+        """``{revision: percent}`` and the storage URI each serves, as the test sees it."""
+        with self.lock:
+            view = self._view((namespace, name))
+        return view
