@@ -34,8 +34,12 @@ class KubernetesApiError(RuntimeError):
 
 def connect(kubeconfig: str = ""):
     """A ``KServeClient`` for the kubeconfig at ``kubeconfig``, else in-cluster/default config."""
+    import os
+
     from kserve import KServeClient
 
+    # $KUBECONFIG is read here, not by the kubernetes package, which reads it once at import.
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG", "")
     try:
         return KServeClient(config_file=kubeconfig or None)
     except Exception as exc:  # noqa: BLE001 - kubernetes raises several config error types

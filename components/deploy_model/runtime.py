@@ -74,10 +74,10 @@ def _validate(
         raise ValueError(f"smoke_rows must be at least 1, got {smoke_rows}")
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    if bool(registered_model_name) != bool(model_version):
+    if registered_model_name and not model_version:
         raise ValueError(
-            "registered_model_name and model_version go together (the production alias moves to "
-            f"that version); got name={registered_model_name!r}, version={model_version!r}"
+            f"registered_model_name {registered_model_name!r} needs model_version (the version the "
+            "production alias moves to)"
         )
 
 

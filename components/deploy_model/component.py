@@ -1,0 +1,129 @@
+"""KFP interface of deploy_model."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
+
+from components import images
+
+
+@dsl.component(base_image=images.RUNTIME, install_kfp_package=False)
+def deploy_model(
+    model: Input[Model],
+    eval_data: Input[Dataset],
+    deployment: Output[Artifact],
+    report: Output[Markdown],
+    service_name: str,
+    target: str = "local",
+    namespace: str = "default",
+    storage_uri: str = "",
+    deployment_mode: str = "Knative",
+    allow_direct_rollout: bool = False,
+    canary_traffic_percent: int = 10,
+    ready_timeout_seconds: int = 600,
+    poll_interval_seconds: float = 5.0,
+    smoke_rows: int = 20,
+    tolerance: float = 1e-4,
+    runtime_version: str = "",
+    resources: dict = None,
+    min_replicas: int = -1,
+    max_replicas: int = -1,
+    service_account: str = "",
+    kubeconfig: str = "",
+    local_serving_dir: str = "",
+    local_endpoint: str = "",
+    mlflow_tracking_uri: str = "",
+    registered_model_name: str = "",
+    model_version: str = "",
+) -> bool:
+    """Deploys a model, proves it with real inference requests, then promotes or rolls back.
+
+    target="kserve": renders the InferenceService (serving.kserve.io/v1beta1, model format
+    tensorflow) from manifests/kserve/base/inferenceservice.yaml and applies it with the KServe
+    client. First deployment: create, wait Ready, smoke test. Later ones in Knative mode: canary
+    (canaryTrafficPercent), wait Ready, smoke test the canary, promote to 100% or roll back (the
+    last good revision keeps 100%). Standard (RawDeployment) mode ignores canaries: refused
+    unless allow_direct_rollout. target="local": a KServe model server on localhost, smoke
+    tested over HTTP (v1 and v2), then promoted by swapping the pointer file in
+    local_serving_dir. Smoke test: evaluation rows (label dropped) sent to the v1 :predict
+    endpoint, compared with offline predictions. A failed model never keeps traffic.
+
+    Args:
+        model: The model to deploy (folder with ``1/saved_model.pb``), for offline predictions.
+        eval_data: Held-out rows (Parquet/CSV); the first smoke_rows are the smoke requests.
+        deployment: Output folder: deployment.json and inferenceservice.yaml (the manifest
+            applied, or that would be applied for target=local); metadata: name, namespace,
+            url, revision, traffic split, model_uri, mode, target, action, healthy.
+        report: Output Markdown: the deployment-is-healthy verdict, one check per step.
+        service_name: InferenceService (or local model) name, a DNS-1035 label.
+        target: "local" or "kserve".
+        namespace: Kubernetes namespace of the InferenceService.
+        storage_uri: Model URI the cluster reads (gs://, s3://, pvc://); default: the model
+            artifact's URI (KFP's minio:// becomes s3://).
+        deployment_mode: "Knative" (canary rollouts) or "Standard" (RawDeployment), for a new
+            service; a live service keeps its mode.
+        allow_direct_rollout: In Standard mode, replace the model without a canary (smoke
+            tested, previous spec restored on failure) instead of refusing.
+        canary_traffic_percent: Share of traffic the candidate gets during the canary (1-99).
+        ready_timeout_seconds: How long to wait for Ready (and for the local server to start).
+        poll_interval_seconds: Interval between status reads.
+        smoke_rows: Number of evaluation rows sent as smoke requests.
+        tolerance: Maximum absolute difference between served and offline predictions.
+        runtime_version: TF Serving version (runtimeVersion); empty uses the runtime's default.
+        resources: Predictor resources ({"requests": {...}, "limits": {...}}); empty keeps the
+            template's.
+        min_replicas: Predictor minReplicas; -1 keeps the template's.
+        max_replicas: Predictor maxReplicas; -1 keeps the template's.
+        service_account: Predictor serviceAccountName (storage credentials); empty keeps the
+            template's.
+        kubeconfig: Kubeconfig path; empty uses the in-cluster service account (or $KUBECONFIG).
+        local_serving_dir: target=local: folder of pointer files <service_name>.json that a
+            persistent server (python -m components.deploy_model.server --serving-dir) serves.
+        local_endpoint: target=local: URL of that persistent server; it is told to reload and
+            smoke tested, and the previous pointer comes back if that fails.
+        mlflow_tracking_uri: MLflow tracking URI for the production alias (default: the
+            MLFLOW_TRACKING_URI env var).
+        registered_model_name: Registered model whose alias "production" moves to
+            model_version on success (never on failure).
+        model_version: The registered version deployed (register_model's output).
+
+    Returns:
+        True when the new model serves and passed its smoke test (deployment-is-healthy).
+    """
+    import logging
+    import os
+
+    from components.deploy_model import runtime
+
+    logging.basicConfig(level=logging.INFO)
+    os.makedirs(deployment.path, exist_ok=True)
+    healthy, metadata = runtime.run(
+        model_dir=model.path,
+        model_uri=model.uri,
+        eval_data_path=eval_data.path,
+        deployment_dir=deployment.path,
+        report_path=report.path,
+        service_name=service_name,
+        target=target,
+        namespace=namespace,
+        storage_uri=storage_uri,
+        deployment_mode=deployment_mode,
+        allow_direct_rollout=allow_direct_rollout,
+        canary_traffic_percent=canary_traffic_percent,
+        ready_timeout_seconds=ready_timeout_seconds,
+        poll_interval_seconds=poll_interval_seconds,
+        smoke_rows=smoke_rows,
+        tolerance=tolerance,
+        runtime_version=runtime_version,
+        resources=resources or None,
+        min_replicas=None if min_replicas < 0 else min_replicas,
+        max_replicas=None if max_replicas < 0 else max_replicas,
+        service_account=service_account,
+        kubeconfig=kubeconfig,
+        local_serving_dir=local_serving_dir,
+        local_endpoint=local_endpoint,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        registered_model_name=registered_model_name,
+        model_version=model_version,
+    )
+    deployment.metadata.update(metadata)
+    return healthy

@@ -1,0 +1,405 @@
+"""deploy_model: KServe rollouts against a fake Kubernetes API whose services are real local
+KServe model servers, and the local target against the real local server."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import saved_models
+from fake_kube import FakeKube
+
+from components import model_io, registry
+from components.deploy_model import _local, _smoke, kserve, runtime
+from components.make_demo_data import runtime as demo
+from components.register_model import runtime as register
+
+NAME, NS = "churn", "models"
+URI_A, URI_B = "gs://models/churn/a", "gs://models/churn/b"
+URI_BROKEN = "gs://models/churn/broken"  # its revision never becomes Ready
+URI_WRONG = "gs://models/churn/wrong"  # the cluster serves model A under this URI
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    saved_models.build(root / "a", weight=1.0)
+    saved_models.build(root / "b", weight=1.8)
+    saved_models.build(root / "noisy", noisy=True)
+    return {name: str(root / name) for name in ("a", "b", "noisy")}
+
+
+@pytest.fixture(scope="module")
+def eval_path(tmp_path_factory):
+    return str(demo.write(demo.generate(200, seed=7), tmp_path_factory.mktemp("eval") / "eval.parquet"))
+
+
+@pytest.fixture(scope="module")
+def servers(models, tmp_path_factory):
+    """Real KServe model servers: what the cluster's predictors for A and B answer with."""
+    logs = tmp_path_factory.mktemp("logs")
+    with (
+        _local.LocalServer(models["a"], NAME, 120, str(logs / "a.log")) as a,
+        _local.LocalServer(models["b"], NAME, 120, str(logs / "b.log")) as b,
+    ):
+        yield {URI_A: a.url, URI_B: b.url, URI_WRONG: a.url}
+
+
+@pytest.fixture
+def cluster(servers, tmp_path):
+    with FakeKube(servers, ready_after=2, never_ready={URI_BROKEN}) as fake:
+        fake.kubeconfig_path = fake.kubeconfig(tmp_path / "kubeconfig")
+        yield fake
+
+
+def deploy(cluster, models, eval_path, tmp_path, model, uri, **kwargs):
+    out = tmp_path / f"out-{len(list(tmp_path.glob('out-*')))}"
+    kwargs = {
+        "target": "kserve",
+        "namespace": NS,
+        "ready_timeout_seconds": 5,
+        "poll_interval_seconds": 0.05,
+        "kubeconfig": cluster.kubeconfig_path,
+        **kwargs,
+    }
+    healthy, metadata = runtime.run(
+        model_dir=models[model],
+        model_uri=uri,
+        eval_data_path=eval_path,
+        deployment_dir=str(out / "deployment"),
+        report_path=str(out / "report.md"),
+        service_name=NAME,
+        storage_uri=uri,
+        **kwargs,
+    )
+    return healthy, metadata, (out / "report.md").read_text()
+
+
+def live(cluster):
+    return cluster.serving(NS, NAME)
+
+
+def full_traffic(view):
+    """(revision, storage URI) taking 100% of the traffic."""
+    split = kserve.traffic(view)
+    assert [t["percent"] for t in split if t["percent"] == 100], split
+    return next(t["revision"] for t in split if t["percent"] == 100)
+
+
+def test_first_deployment_creates_waits_and_smoke_tests(cluster, models, eval_path, tmp_path):
+    healthy, metadata, report = deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+
+    assert healthy, report
+    view = live(cluster)
+    assert view["spec"]["predictor"]["model"]["storageUri"] == URI_A
+    assert view["spec"]["predictor"]["model"]["modelFormat"]["name"] == "tensorflow"
+    assert view["metadata"]["annotations"][kserve.MODE_ANNOTATION] == "Knative"
+    assert metadata["action"] == "created" and metadata["model_uri"] == URI_A
+    assert metadata["url"] == cluster.servers[URI_A]
+    assert [t["percent"] for t in metadata["traffic"]] == [100]
+    assert "deployment-is-healthy: PASSED" in report
+    assert [r["method"] for r in cluster.requests if r["method"] != "GET"] == ["POST"]
+    assert kserve.current_storage_uri(NAME, NS, kubeconfig=cluster.kubeconfig_path) == URI_A
+    assert kserve.current_storage_uri("absent", NS, kubeconfig=cluster.kubeconfig_path) is None
+
+
+def test_canary_is_smoke_tested_then_promoted(cluster, models, eval_path, tmp_path):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+    first_revision = full_traffic(live(cluster))
+
+    healthy, metadata, report = deploy(cluster, models, eval_path, tmp_path, "b", URI_B)
+
+    assert healthy, report
+    assert metadata["action"] == "canary-promoted"
+    patches = [r for r in cluster.requests if r["method"] == "PATCH"]
+    assert all(r["content_type"] == "application/merge-patch+json" for r in patches)
+    assert patches[0]["body"]["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert patches[0]["body"]["spec"]["predictor"]["model"]["storageUri"] == URI_B
+    assert patches[1]["body"] == {"spec": {"predictor": {"canaryTrafficPercent": 100}}}
+    view = live(cluster)
+    assert full_traffic(view) != first_revision
+    assert view["status"]["components"]["predictor"]["previousRolledoutRevision"] == first_revision
+    assert metadata["url"] == cluster.servers[URI_B]
+    assert "PASS | smoke-test" in report and "PASS | promote" in report
+
+
+def test_canary_that_never_becomes_ready_is_rolled_back(cluster, models, eval_path, tmp_path):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+    first_revision = full_traffic(live(cluster))
+
+    healthy, metadata, report = deploy(
+        cluster, models, eval_path, tmp_path, "b", URI_BROKEN, ready_timeout_seconds=1
+    )
+
+    assert not healthy
+    assert metadata["rolled_back"] and metadata["action"] == "rolled-back"
+    view = live(cluster)
+    assert full_traffic(view) == first_revision  # the previous revision kept 100%
+    assert view["spec"]["predictor"]["model"]["storageUri"] == URI_A
+    assert view["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert "was not Ready within 1 s" in report and "CrashLoopBackOff" in report
+    assert "PASS | rollback" in report
+
+
+def test_canary_serving_other_predictions_is_rolled_back(cluster, models, eval_path, tmp_path):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+    first_revision = full_traffic(live(cluster))
+
+    # The candidate is model B, but its URI serves model A: the smoke test must notice.
+    healthy, metadata, report = deploy(cluster, models, eval_path, tmp_path, "b", URI_WRONG)
+
+    assert not healthy and metadata["rolled_back"]
+    assert full_traffic(live(cluster)) == first_revision
+    assert live(cluster)["spec"]["predictor"]["model"]["storageUri"] == URI_A
+    assert "served predictions differ from offline ones" in report
+    # the new model is found by the next deployment's rollout, from the restored spec
+    healthy, _, report = deploy(cluster, models, eval_path, tmp_path, "b", URI_B)
+    assert healthy, report
+
+
+@pytest.mark.parametrize(
+    ("verb", "code", "message"),
+    [
+        ("PATCH", 403, r"HTTP 403 Forbidden.*cannot patch.*manifests/rbac"),
+        ("PATCH", 409, r"HTTP 409.*concurrently"),
+    ],
+)
+def test_api_errors_are_clear_and_leave_the_service_alone(
+    cluster, models, eval_path, tmp_path, verb, code, message
+):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+    first_revision = full_traffic(live(cluster))
+    cluster.failures[verb] = code
+
+    with pytest.raises(kserve.KubernetesApiError, match=message) as raised:
+        deploy(cluster, models, eval_path, tmp_path, "b", URI_B)
+
+    assert raised.value.status == code
+    assert full_traffic(live(cluster)) == first_revision
+    assert live(cluster)["spec"]["predictor"]["model"]["storageUri"] == URI_A
+    report = sorted(tmp_path.glob("out-*/report.md"))[-1].read_text()
+    assert "FAIL | kubernetes-api" in report
+
+
+def test_forbidden_create_is_a_clear_error(cluster, models, eval_path, tmp_path):
+    cluster.failures["POST"] = 403
+    with pytest.raises(kserve.KubernetesApiError, match="cannot create.*manifests/rbac"):
+        deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+    assert cluster.objects == {}
+
+
+def test_standard_mode_refuses_a_canary_unless_direct_rollout_is_allowed(
+    cluster, models, eval_path, tmp_path
+):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A, deployment_mode="Standard")
+
+    healthy, metadata, report = deploy(cluster, models, eval_path, tmp_path, "b", URI_B)
+    assert not healthy and metadata["action"] == "refused"
+    assert "ignores canaryTrafficPercent" in report and "allow_direct_rollout=True" in report
+    assert live(cluster)["spec"]["predictor"]["model"]["storageUri"] == URI_A
+
+    healthy, metadata, report = deploy(
+        cluster, models, eval_path, tmp_path, "b", URI_WRONG, allow_direct_rollout=True
+    )
+    assert not healthy and metadata["rolled_back"]
+    assert live(cluster)["spec"]["predictor"]["model"]["storageUri"] == URI_A
+
+    healthy, metadata, report = deploy(
+        cluster, models, eval_path, tmp_path, "b", URI_B, allow_direct_rollout=True
+    )
+    assert healthy, report
+    assert metadata["action"] == "replaced" and metadata["mode"] == "Standard"
+    assert any(r["method"] == "PUT" for r in cluster.requests)
+    assert kserve.current_storage_uri(NAME, NS, kubeconfig=cluster.kubeconfig_path) == URI_B
+
+
+def test_production_alias_moves_only_after_a_healthy_deployment(
+    cluster, models, eval_path, tmp_path, mlflow_server
+):
+    metadata = saved_models.build(tmp_path / "unused")  # metadata only
+    versions = [
+        register.run(
+            model_dir=models[m],
+            model_metadata=metadata,
+            model_uri=uri,
+            registered_model_name="churn-deploy",
+            mlflow_tracking_uri=mlflow_server,
+        )["version"]
+        for m, uri in (("a", URI_A), ("b", URI_B))
+    ]
+    alias = {"mlflow_tracking_uri": mlflow_server, "registered_model_name": "churn-deploy"}
+
+    healthy, _, _ = deploy(
+        cluster, models, eval_path, tmp_path, "a", URI_A, model_version=versions[0], **alias
+    )
+    assert healthy
+    assert registry.version_by_alias(mlflow_server, "churn-deploy", "production").version == versions[0]
+
+    healthy, _, _ = deploy(
+        cluster, models, eval_path, tmp_path, "b", URI_WRONG, model_version=versions[1], **alias
+    )
+    assert not healthy
+    assert registry.version_by_alias(mlflow_server, "churn-deploy", "production").version == versions[0]
+
+    healthy, _, report = deploy(
+        cluster, models, eval_path, tmp_path, "b", URI_B, model_version=versions[1], **alias
+    )
+    assert healthy
+    assert registry.version_by_alias(mlflow_server, "churn-deploy", "production").version == versions[1]
+    assert f"moved to version {versions[1]} (was {versions[0]})" in report
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"service_name": "Churn_Model"}, "DNS-1035"),
+        ({"target": "cloud"}, "target"),
+        ({"canary_traffic_percent": 100}, "canary_traffic_percent"),
+        ({"registered_model_name": "churn"}, "needs model_version"),
+        ({"target": "kserve", "storage_uri": "/local/path"}, "not one KServe can read"),
+        ({"deployment_mode": "Serverful"}, "deployment_mode"),
+    ],
+)
+def test_bad_arguments_are_named(models, eval_path, tmp_path, kwargs, message):
+    args = {
+        "model_dir": models["a"],
+        "model_uri": models["a"],
+        "eval_data_path": eval_path,
+        "deployment_dir": str(tmp_path / "d"),
+        "report_path": str(tmp_path / "r.md"),
+        "service_name": "churn",
+        **kwargs,
+    }
+    with pytest.raises(ValueError, match=message):
+        runtime.run(**args)
+
+
+# --- target="local" -----------------------------------------------------------------------
+
+
+def deploy_local(models, eval_path, tmp_path, model, **kwargs):
+    out = tmp_path / f"local-{len(list(tmp_path.glob('local-*')))}"
+    healthy, metadata = runtime.run(
+        model_dir=models[model],
+        model_uri=f"file://{models[model]}",
+        eval_data_path=eval_path,
+        deployment_dir=str(out / "deployment"),
+        report_path=str(out / "report.md"),
+        service_name=NAME,
+        target="local",
+        ready_timeout_seconds=120,
+        **kwargs,
+    )
+    return healthy, metadata, out
+
+
+def test_local_target_serves_smoke_tests_and_promotes(models, eval_path, tmp_path):
+    serving = tmp_path / "serving"
+    healthy, metadata, out = deploy_local(
+        models, eval_path, tmp_path, "a", local_serving_dir=str(serving), model_version="1"
+    )
+
+    assert healthy
+    pointer = json.loads((serving / "churn.json").read_text())
+    assert (
+        pointer["model_version"] == "1"
+        and (serving / pointer["model_dir"] / "1" / "saved_model.pb").is_file()
+    )
+    assert metadata["action"] == "promoted"
+    report = (out / "report.md").read_text()
+    assert "PASS | smoke-test-v1" in report and "PASS | smoke-test-v2" in report
+    manifest = (out / "deployment" / "inferenceservice.yaml").read_text()
+    assert "kind: InferenceService" in manifest and f"storageUri: file://{models['a']}" in manifest
+    assert json.loads((out / "deployment" / "deployment.json").read_text())["healthy"] is True
+
+
+def test_local_mismatch_leaves_the_pointer_untouched(models, eval_path, tmp_path):
+    serving = tmp_path / "serving"
+    serving.mkdir()
+    before = json.dumps({"model_dir": "churn/old", "model_version": "1", "deployed_at": "then"})
+    (serving / "churn.json").write_text(before)
+
+    healthy, metadata, out = deploy_local(
+        models, eval_path, tmp_path, "noisy", local_serving_dir=str(serving)
+    )
+
+    assert not healthy and metadata["action"] == "not-promoted"
+    assert (serving / "churn.json").read_text() == before
+    assert not (serving / "churn.previous.json").exists()
+    assert "served predictions differ" in (out / "report.md").read_text()
+
+
+@pytest.fixture
+def persistent_server(tmp_path):
+    """The long-lived server: every pointer in a serving folder, by name."""
+    serving = tmp_path / "persistent"
+    serving.mkdir()
+    port = _local.free_port()
+    log = open(tmp_path / "persistent.log", "w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "components.deploy_model.server",
+            "--serving-dir",
+            str(serving),
+            "--http-port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(480):
+            if _local.endpoint_answers(url):
+                break
+            assert proc.poll() is None, (tmp_path / "persistent.log").read_text()
+            __import__("time").sleep(0.25)
+        yield url, serving
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def test_local_deploy_reloads_the_persistent_server(models, eval_path, tmp_path, persistent_server):
+    url, serving = persistent_server
+    frame = demo.generate(15, seed=11)[list(saved_models.FEATURES)]
+
+    for model, version in (("a", "1"), ("b", "2")):
+        healthy, metadata, _ = deploy_local(
+            models,
+            eval_path,
+            tmp_path,
+            model,
+            local_serving_dir=str(serving),
+            local_endpoint=url,
+            model_version=version,
+        )
+        assert healthy and metadata["url"] == url
+        served = _smoke.predict_v1(url, NAME, frame)
+        np.testing.assert_allclose(served, model_io.predict(models[model], frame), atol=1e-6)
+
+    assert json.loads((serving / "churn.previous.json").read_text())["model_version"] == "1"
+    assert json.loads((serving / "churn.json").read_text())["model_version"] == "2"
+
+
+def test_failed_reload_restores_the_previous_pointer(models, eval_path, tmp_path, persistent_server):
+    url, _ = persistent_server
+    # The endpoint serves another folder, so it cannot load what this deploy promotes.
+    serving = tmp_path / "elsewhere"
+    serving.mkdir()
+    before = {"model_dir": "churn/old", "model_version": "1", "deployed_at": "then"}
+    (serving / "churn.json").write_text(json.dumps(before))
+
+    healthy, metadata, out = deploy_local(
+        models, eval_path, tmp_path, "a", local_serving_dir=str(serving), local_endpoint=url
+    )
+
+    assert not healthy and metadata["rolled_back"]
+    assert json.loads((serving / "churn.json").read_text()) == before
+    assert "FAIL | reload" in (out / "report.md").read_text()
+    assert Path(serving / "churn").is_dir()  # the copied model stays for inspection
