@@ -1,0 +1,113 @@
+"""manifests/: every kustomize overlay renders, with the kinds and fields deploy_model relies on."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2] / "manifests"
+SYSTEMS = ("kserve", "rbac", "mlflow")
+ENVS = ("dev", "prod")
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+
+
+def render(system: str, env: str) -> dict[str, list[dict]]:
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(ROOT / system / "overlays" / env)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    by_kind: dict[str, list[dict]] = {}
+    for doc in yaml.safe_load_all(out):
+        if doc:
+            by_kind.setdefault(doc["kind"], []).append(doc)
+    return by_kind
+
+
+def test_every_system_has_base_and_both_overlays():
+    for system in SYSTEMS:
+        for part in ("base", "overlays/dev", "overlays/prod"):
+            assert (ROOT / system / part / "kustomization.yaml").is_file(), f"{system}/{part}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_inference_service_template(env):
+    objects = render("kserve", env)
+    assert list(objects) == ["InferenceService"]
+    (isvc,) = objects["InferenceService"]
+    assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert isvc["metadata"]["namespace"] == f"ct-{env}"
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] in ("Knative", "Standard")
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["model"]["modelFormat"]["name"] == "tensorflow"
+    assert predictor["model"]["storageUri"]
+    assert predictor["model"]["resources"]["limits"]["memory"]
+    assert predictor["serviceAccountName"] == "kfp-ct-model-reader"
+    assert predictor["minReplicas"] <= predictor["maxReplicas"]
+    assert "canaryTrafficPercent" not in predictor  # set by deploy_model per rollout only
+
+
+def test_prod_keeps_replicas_warm_and_dev_scales_to_zero():
+    dev = render("kserve", "dev")["InferenceService"][0]["spec"]["predictor"]
+    prod = render("kserve", "prod")["InferenceService"][0]["spec"]["predictor"]
+    assert dev["minReplicas"] == 0 and prod["minReplicas"] >= 2
+    assert prod["model"]["runtimeVersion"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_rbac_is_least_privilege(env):
+    objects = render("rbac", env)
+    assert sorted(objects) == ["Role", "RoleBinding", "ServiceAccount"]
+    assert "ClusterRole" not in objects and "ClusterRoleBinding" not in objects
+    (role,) = objects["Role"]
+    assert role["metadata"]["namespace"] == f"ct-{env}"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["serving.kserve.io"],
+            "resources": ["inferenceservices"],
+            "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+        }
+    ]
+    (binding,) = objects["RoleBinding"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "kfp-ct-pipeline-runner", "namespace": f"ct-{env}"}
+    ]
+    names = {sa["metadata"]["name"] for sa in objects["ServiceAccount"]}
+    assert names == {"kfp-ct-pipeline-runner", "kfp-ct-model-reader"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_mlflow_server(env):
+    objects = render("mlflow", env)
+    assert sorted(objects) == ["Deployment", "PersistentVolumeClaim", "Secret", "Service"]
+    (deployment,) = objects["Deployment"]
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] != "mlflow-server", "the overlay must set the image"
+    assert "--backend-store-uri=sqlite:////mlflow/mlflow.db" in container["args"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    (claim,) = objects["PersistentVolumeClaim"]
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert volumes[0]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    (service,) = objects["Service"]
+    assert service["spec"]["ports"][0]["port"] == 5000
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    (secret,) = objects["Secret"]
+    assert secret["metadata"]["name"] == "mlflow-tracking" and "MLFLOW_TRACKING_URI" in secret["data"]
+
+
+def test_deploy_model_renders_the_same_template():
+    """The runtime reads manifests/kserve/base; its annotations must survive the overlays."""
+    base = yaml.safe_load((ROOT / "kserve" / "base" / "inferenceservice.yaml").read_text())
+    rendered = render("kserve", "prod")["InferenceService"][0]
+    assert rendered["metadata"]["annotations"] == base["metadata"]["annotations"]
+    assert rendered["metadata"]["annotations"]["serving.kserve.io/enable-tag-routing"] == "true"
