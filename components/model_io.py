@@ -1,0 +1,243 @@
+"""Reading data and using trained models the same way in every component.
+
+The training component (``train_model``) owns this module; evaluation, deployment and the local
+model server use it, so that a model is always fed exactly as its serving signature expects.
+Runs in the runtime image; never imports kfp. TensorFlow is imported inside the functions that
+need it, so ``read_frame`` stays cheap.
+
+The model contract (``train_model`` writes it):
+
+- ``<model_dir>/<version>/saved_model.pb``: TF-Serving layout, numeric version folders.
+- Signature ``serving_default``: one input per feature, named by the feature, shape ``[None]``;
+  dtype float32 ("float"), int64 ("int", integer-coded categoricals) or string ("string").
+  Missing values: NaN for floats, ``""`` for strings, ``-1`` for ints (``MISSING_INT``).
+- Output ``{"predictions": ...}``: binary -> P(class 1) ``[None]``; multiclass -> probabilities
+  ``[None, n_classes]`` in the metadata's ``classes`` order; regression -> value ``[None]``.
+
+Public API (stable): ``read_frame``, ``load``, ``predict``; helpers ``version_dir``,
+``serving_inputs``, ``to_tensors``, ``file_sha256``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE = "serving_default"
+OUTPUT_KEY = "predictions"
+MISSING_INT = -1
+"""What a missing integer-coded category becomes (int64 has no NaN); training does the same."""
+
+_REMOTE_SCHEMES = ("gs://", "s3://", "hdfs://", "viewfs://")
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The model folder holds no numeric version folder with a saved_model.pb."""
+
+
+class FeatureMismatchError(ValueError):
+    """The frame lacks features the model's serving signature requires."""
+
+
+def _is_remote(uri: str) -> bool:
+    return uri.startswith(_REMOTE_SCHEMES)
+
+
+def _file_format(uri: str) -> str:
+    lowered = uri.lower().rstrip("/")
+    if lowered.endswith((".parquet", ".pq")):
+        return "parquet"
+    if lowered.endswith((".csv", ".csv.gz")):
+        return "csv"
+    return ""
+
+
+def _open(uri: str):
+    """A binary input stream for a local path or a gs:// / s3:// URI (pyarrow filesystems)."""
+    if not _is_remote(uri):
+        return open(uri, "rb")
+    from pyarrow import fs
+
+    try:
+        filesystem, path = fs.FileSystem.from_uri(uri)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / ArrowNotImplementedError
+        raise ValueError(f"cannot open {uri!r}: no filesystem for this URI ({exc})") from exc
+    return filesystem.open_input_file(path)
+
+
+def read_frame(uri: str) -> pd.DataFrame:
+    """Reads a CSV or Parquet file (chosen by the extension) into a DataFrame.
+
+    Args:
+        uri: Local path, or a gs:// / s3:// URI (read through pyarrow's filesystems, which use
+            the environment's default credentials). A local folder is read as partitioned
+            Parquet. A file without a known extension is sniffed (Parquet magic bytes, else CSV).
+
+    Raises:
+        FileNotFoundError: the local file does not exist.
+        ValueError: the URI scheme has no filesystem, or the file cannot be parsed.
+    """
+    if not uri:
+        raise ValueError("no data URI given")
+    if not _is_remote(uri):
+        if os.path.isdir(uri):
+            return pd.read_parquet(uri)
+        if not os.path.exists(uri):
+            raise FileNotFoundError(f"data file {uri!r} does not exist")
+    file_format = _file_format(uri)
+    if not file_format:
+        with _open(uri) as stream:
+            file_format = "parquet" if stream.read(4) == b"PAR1" else "csv"
+    try:
+        with _open(uri) as stream:
+            if file_format == "parquet":
+                return pd.read_parquet(stream)
+            return pd.read_csv(stream, compression="gzip" if uri.endswith(".gz") else None)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"cannot read {uri!r} as {file_format}: {exc}") from exc
+
+
+def file_sha256(uri: str) -> str:
+    """sha256 of a data file's bytes (of every file, in sorted order, for a local folder)."""
+    digest = hashlib.sha256()
+    paths = [uri]
+    if not _is_remote(uri) and os.path.isdir(uri):
+        paths = sorted(
+            os.path.join(root, name) for root, _, names in os.walk(uri) for name in names
+        )
+    for path in paths:
+        with _open(path) as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def version_dir(model_dir: str) -> str:
+    """The highest numeric version folder under ``model_dir`` (``model_dir`` itself if it
+    already is a SavedModel folder).
+
+    Raises:
+        ModelNotFoundError: naming the folder, when there is no version folder.
+    """
+    import tensorflow as tf
+
+    model_dir = str(model_dir).rstrip("/")
+    if tf.io.gfile.exists(f"{model_dir}/saved_model.pb"):
+        return model_dir
+    try:
+        entries = tf.io.gfile.listdir(model_dir)
+    except Exception as exc:  # NotFoundError and friends
+        raise ModelNotFoundError(f"model folder {model_dir!r} cannot be listed: {exc}") from exc
+    versions = sorted(
+        int(name.strip("/"))
+        for name in entries
+        if name.strip("/").isdigit()
+        and tf.io.gfile.exists(f"{model_dir}/{name.strip('/')}/saved_model.pb")
+    )
+    if not versions:
+        raise ModelNotFoundError(
+            f"{model_dir!r} holds no <version>/saved_model.pb (TF-Serving layout expected)"
+        )
+    return f"{model_dir}/{versions[-1]}"
+
+
+def load(model_dir: str):
+    """Loads the highest version of a model in the TF-Serving layout with plain TensorFlow.
+
+    Returns the object of ``tf.saved_model.load``; its ``signatures["serving_default"]`` is
+    the serving function. Pass it to ``predict`` to avoid reloading.
+    """
+    import tensorflow as tf
+
+    path = version_dir(model_dir)
+    logger.info("loading SavedModel from %s", path)
+    return tf.saved_model.load(path)
+
+
+def serving_inputs(loaded) -> dict[str, Any]:
+    """``{feature: tf.DType}`` of the serving signature's inputs."""
+    signature = loaded.signatures[SIGNATURE]
+    _, kwargs = signature.structured_input_signature
+    return {name: spec.dtype for name, spec in kwargs.items()}
+
+
+def to_tensors(df: pd.DataFrame, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Builds the signature's input tensors from raw DataFrame columns.
+
+    Missing values become NaN (float), ``""`` (string) or ``MISSING_INT`` (int); columns the
+    signature does not name are ignored.
+
+    Raises:
+        FeatureMismatchError: naming the features the frame lacks.
+    """
+    import tensorflow as tf
+
+    missing = sorted(set(inputs) - set(df.columns))
+    if missing:
+        raise FeatureMismatchError(
+            f"the model needs features {missing} which the data does not have "
+            f"(columns: {list(df.columns)})"
+        )
+    tensors = {}
+    for name, dtype in inputs.items():
+        tensors[name] = tf.constant(column_values(df[name], dtype.name))
+    return tensors
+
+
+def column_values(column: pd.Series, dtype: str) -> np.ndarray:
+    """A raw column as the numpy array the signature expects (``dtype``: float32|int64|string)."""
+    if dtype == "float32":
+        return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
+    if dtype == "int64":
+        values = pd.to_numeric(column, errors="coerce")
+        return values.fillna(MISSING_INT).to_numpy().astype(np.int64)
+    if dtype == "string":
+        return np.array(
+            ["" if _is_missing(v) else _as_text(v) for v in column.tolist()], dtype=object
+        )
+    raise ValueError(f"unsupported signature dtype {dtype!r}; expected float32, int64 or string")
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+
+
+def _as_text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a string column pandas read as float: 3.0 -> "3"
+    return str(value)
+
+
+def predict(model, df: pd.DataFrame, batch_size: int = 8192) -> np.ndarray:
+    """Predicts from raw feature values through the serving signature.
+
+    Args:
+        model: A model folder (TF-Serving layout, or a version folder) or the result of ``load``.
+        df: Raw features by column name (extra columns are ignored).
+        batch_size: Rows per call, to bound memory.
+
+    Returns:
+        ``predictions``: shape ``[n]`` (binary P(class 1), regression value) or
+        ``[n, n_classes]`` (multiclass probabilities).
+    """
+    loaded = load(model) if isinstance(model, (str, os.PathLike)) else model
+    signature = loaded.signatures[SIGNATURE]
+    inputs = serving_inputs(loaded)
+    if len(df) == 0:
+        raise ValueError("no rows to predict")
+    outputs = []
+    for start in range(0, len(df), batch_size):
+        result = signature(**to_tensors(df.iloc[start : start + batch_size], inputs))
+        outputs.append(result[OUTPUT_KEY].numpy())
+    return np.concatenate(outputs, axis=0)
