@@ -125,8 +125,12 @@ def register_submit(subparsers) -> None:
     parser = subparsers.add_parser("submit", help="submit a compiled pipeline to KFP or Vertex AI")
     targets = parser.add_subparsers(dest="target", required=True, metavar="{kfp,vertex}")
 
-    kfp = targets.add_parser("kfp", help="upload to Kubeflow Pipelines and start a run",
-                             description=submit.submit_kfp.__doc__)
+    kfp = targets.add_parser(
+        "kfp", help="upload to Kubeflow Pipelines and start a run",
+        description="Uploads SPEC as a pipeline (or a new version; a version with the same content "
+        "is reused), then starts a run of that version and prints its URL. With a caching override "
+        "the run carries the spec inline, the only place kfp applies it.",
+    )
     kfp.add_argument("spec", help="compiled spec: path, golden file name or pipeline name")
     _add_parameter_options(kfp)
     kfp.add_argument("--experiment", default="Default", help="experiment name (created when missing)")
@@ -139,8 +143,12 @@ def register_submit(subparsers) -> None:
     _add_kfp_connection(kfp)
     kfp.set_defaults(handler=_submit_kfp)
 
-    vertex = targets.add_parser("vertex", help="submit a PipelineJob to Vertex AI Pipelines",
-                                description=submit.submit_vertex.__doc__)
+    vertex = targets.add_parser(
+        "vertex", help="submit a PipelineJob to Vertex AI Pipelines",
+        description="Builds an aiplatform.PipelineJob from SPEC (a single-document spec with Vertex "
+        "accelerator names) and submits it; --dry-run prints the CreatePipelineJobRequest instead. "
+        "Credentials: Application Default Credentials.",
+    )
     vertex.add_argument("spec", help="single-document spec: path, golden file name or pipeline name")
     _add_parameter_options(vertex)
     _add_vertex_connection(vertex, root_required=False)
@@ -298,7 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [ValueError, OSError]
+    import urllib3
+
+    # TimeoutError (kfp's healthz retries) is an OSError; urllib3's MaxRetryError is not.
+    errors: list[type[BaseException]] = [ValueError, OSError, urllib3.exceptions.HTTPError]
     try:
         import kfp_server_api
 
@@ -324,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = getattr(exc, "status", None)
         if status is not None and getattr(exc, "body", None) is not None:  # kfp_server_api.ApiException
             message = f"KFP API {status} {exc.reason}: {str(exc.body)[:500]}"
+        elif type(exc).__module__.startswith("urllib3"):
+            message = f"cannot reach the server: {exc}"
         print(f"error: {message}", file=sys.stderr)
         return EXIT_ERROR
 

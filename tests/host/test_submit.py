@@ -271,6 +271,20 @@ def test_cli_submit_kfp_prints_the_run_url_and_uses_a_token_file(tmp_path, kfp_s
     assert kfp_server.calls("GET", "/healthz") == []  # a namespace keeps the constructor offline
 
 
+def test_kfps_service_account_token_path_variable_is_honoured(tmp_path, kfp_server, monkeypatch):
+    token = tmp_path / "sa-token"
+    token.write_text("projected")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
+    submit.submit_kfp(GOLDENS[0], client=submit.kfp_client(kfp_server.url), ui_url=kfp_server.url)
+    assert {r.headers.get("authorization") for r in kfp_server.requests} == {"Bearer projected"}
+
+
+def test_cli_reports_an_unreachable_host_without_a_traceback(capsys):
+    code = cli.main(["submit", "kfp", GOLDENS[0], "--host", "http://127.0.0.1:9", "--namespace", "x"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: cannot reach the server") and "Traceback" not in err
+
+
 def test_cli_reports_errors_without_a_traceback(kfp_server, capsys):
     code = cli.main(["submit", "kfp", GOLDENS[0], "--host", kfp_server.url, "-p", "bogus=1"])
     err = capsys.readouterr().err
