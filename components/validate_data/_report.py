@@ -122,6 +122,13 @@ def anomaly_sentence(context: Context, feature: str, kind: str, reason, *, new_c
         hint = f" (renamed from {_names(missing_columns)}?)" if missing_columns else ""
         return (f"{column} is not in the schema{hint}; add it to the schema or stop sending it",
                 "present", "not in schema")
+    if kind in ("INT_TYPE_NOT_INT_STRING", "FLOAT_TYPE_NOT_FLOAT_STRING", "INT_TYPE_STRING_NOT_INT",
+                "FLOAT_TYPE_STRING_NOT_FLOAT"):
+        expected = "an integer" if kind.startswith("INT") else "a number"
+        examples = context.examples(feature)
+        shown = f": {', '.join(repr(e) for e in examples)}" if examples else ""
+        return (f"{column} holds text that is not {expected}{shown}", context.type_name(feature),
+                Context.schema_type(schema_feature) if schema_feature is not None else None)
     if kind in _TYPE_KINDS or "Expected data of type" in reason.description:
         observed = context.type_name(feature)
         expected = Context.schema_type(schema_feature) if schema_feature is not None else "?"
