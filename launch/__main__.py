@@ -271,11 +271,12 @@ def _schedules_apply(args) -> int:
         print(note)
     if not plan.actions:
         print(f"{plan.target}: no schedules target {plan.target} in {args.file}")
-    for action in plan.actions:
-        print(action.describe(dry_run=args.dry_run))
-        if args.dry_run and action.changes and action.request is not None:
-            _print_json(action.payload())
-    schedules.apply(plan, dry_run=args.dry_run)
+    if args.dry_run:
+        for action in plan.actions:
+            print(action.describe(dry_run=True))
+            if action.changes and action.request is not None:
+                _print_json(action.payload())
+    schedules.apply(plan, dry_run=args.dry_run, report=lambda action: print(action.describe(), flush=True))
     counts = {}
     for action in plan.actions:
         counts[action.kind] = counts.get(action.kind, 0) + 1

@@ -381,8 +381,11 @@ class Plan:
     def changes(self) -> list[Action]:
         return [a for a in self.actions if a.changes]
 
-    def execute(self) -> None:
+    def execute(self, report=None) -> None:
+        """Runs the actions in order; ``report(action)`` is called before each one."""
         for action in self.actions:
+            if report is not None:
+                report(action)
             if action.run is not None:
                 logger.info("%s", action.describe())
                 action.run()
@@ -503,7 +506,7 @@ def plan_kfp(
     """
     plan = Plan("kfp")
     check_timezone(kfp_timezone)
-    existing = submit._paged(client.list_recurring_runs, "recurring_runs", namespace=namespace)
+    existing = submit.list_all(client.list_recurring_runs, "recurring_runs", namespace=namespace)
     by_name: dict[str, list] = {}
     for run in existing:
         by_name.setdefault(run.display_name, []).append(run)
@@ -785,10 +788,10 @@ def plan_vertex(
     return plan
 
 
-def apply(plan: Plan, *, dry_run: bool = False) -> Plan:
+def apply(plan: Plan, *, dry_run: bool = False, report=None) -> Plan:
     """Executes a plan unless ``dry_run``; returns it for reporting."""
     if not dry_run:
-        plan.execute()
+        plan.execute(report)
     return plan
 
 

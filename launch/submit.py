@@ -319,7 +319,7 @@ class PipelineVersionRef:
     pipeline_id: str | None
     version_id: str | None
     version_name: str
-    action: str  # "reused", "uploaded pipeline", "uploaded version", or "would upload ..."
+    action: str  # "reused", "uploaded pipeline", "uploaded version"; dry run: "new pipeline/version ..."
 
 
 @dataclass(frozen=True)
@@ -371,7 +371,7 @@ def kfp_client(
     )
 
 
-def _paged(list_call, items_attr: str, **kwargs) -> list:
+def list_all(list_call, items_attr: str, **kwargs) -> list:
     found, token = [], ""
     while True:
         response = list_call(page_token=token, page_size=100, **kwargs)
@@ -386,7 +386,7 @@ def find_pipeline_id(client, name: str, namespace: str | None = None) -> str | N
     name_filter = json.dumps(
         {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]}
     )
-    found = _paged(client.list_pipelines, "pipelines", filter=name_filter, namespace=namespace)
+    found = list_all(client.list_pipelines, "pipelines", filter=name_filter, namespace=namespace)
     if len(found) > 1:
         raise RuntimeError(f"KFP has {len(found)} pipelines named {name!r}; the name must be unique")
     return found[0].pipeline_id if found else None
@@ -395,7 +395,7 @@ def find_pipeline_id(client, name: str, namespace: str | None = None) -> str | N
 def find_pipeline_version(client, pipeline_id: str, sha256: str):
     """The version of ``pipeline_id`` uploaded from the spec with this content hash, if any."""
     tag = f"{CONTENT_TAG}{sha256}"
-    for version in _paged(client.list_pipeline_versions, "pipeline_versions", pipeline_id=pipeline_id):
+    for version in list_all(client.list_pipeline_versions, "pipeline_versions", pipeline_id=pipeline_id):
         if tag in (version.description or ""):
             return version
     return None
@@ -423,7 +423,7 @@ def ensure_pipeline_version(
     pipeline_id = find_pipeline_id(client, name, namespace)
     if pipeline_id is None:
         if dry_run:
-            return PipelineVersionRef(None, None, name, f"would upload pipeline {name!r}")
+            return PipelineVersionRef(None, None, name, f"new pipeline {name!r}")
         pipeline = client.upload_pipeline(
             str(spec.path), pipeline_name=name, description=description, namespace=namespace
         )
@@ -439,7 +439,7 @@ def ensure_pipeline_version(
         return PipelineVersionRef(pipeline_id, version.pipeline_version_id, version.display_name, "reused")
     version_name = version_name or default_version_name(spec)
     if dry_run:
-        return PipelineVersionRef(pipeline_id, None, version_name, f"would upload version {version_name!r}")
+        return PipelineVersionRef(pipeline_id, None, version_name, f"new version {version_name!r}")
     version = client.upload_pipeline_version(
         str(spec.path), version_name, pipeline_id=pipeline_id, description=description
     )

@@ -217,10 +217,10 @@ def test_kfp_apply_creates_recurring_runs_from_each_golden_then_changes_nothing(
 ):
     path = submit.available_specs()[golden]
     spec = submit.load_spec(path)
-    defaults = {p.name: p.default for p in spec.parameters.values() if p.default is not None}
+    _, arguments = tiny_specs.sample_arguments(spec)
     file = write_schedules(tmp_path / "s.yaml", [
-        entry("nightly", golden, parameters=defaults, max_concurrency=2, experiment="ct"),
-        entry("weekly", golden, cron="30 4 * * MON-FRI", catchup=True, enabled=False),
+        entry("nightly", golden, parameters=arguments, max_concurrency=2, experiment="ct"),
+        entry("weekly", golden, parameters=arguments, cron="30 4 * * MON-FRI", catchup=True, enabled=False),
     ])
 
     plan = apply_kfp(client, file)
@@ -238,7 +238,7 @@ def test_kfp_apply_creates_recurring_runs_from_each_golden_then_changes_nothing(
     assert nightly["mode"] == "ENABLE"
     assert nightly["pipeline_version_reference"] == {
         "pipeline_id": version["pipeline_id"], "pipeline_version_id": version["pipeline_version_id"]}
-    assert nightly["runtime_config"]["parameters"] == defaults
+    assert nightly["runtime_config"]["parameters"] == arguments
     assert nightly["description"].startswith(schedules.KFP_MARKER)
     assert kfp_server.experiments[nightly["experiment_id"]]["display_name"] == "ct"
     assert weekly["trigger"]["cron_schedule"]["cron"] == "0 30 4 * * 1-5"
@@ -292,7 +292,8 @@ def test_kfp_a_recompiled_spec_uploads_a_version_and_replaces_its_schedules(tmp_
     golden = submit.available_specs()[GOLDENS[0]]
     spec_file = tmp_path / golden.name
     spec_file.write_bytes(golden.read_bytes())
-    file = write_schedules(tmp_path / "s.yaml", [entry("a", spec_file)])
+    _, arguments = tiny_specs.sample_arguments(submit.load_spec(golden))
+    file = write_schedules(tmp_path / "s.yaml", [entry("a", spec_file, parameters=arguments)])
     apply_kfp(client, file)
     old_version = next(iter(kfp_server.versions))
 
@@ -424,10 +425,10 @@ def test_vertex_apply_creates_schedules_from_each_golden_then_changes_nothing(
     golden, tmp_path, vertex_server
 ):
     spec = submit.load_spec(submit.available_specs()[golden])
-    defaults = {p.name: p.default for p in spec.parameters.values() if p.default is not None}
+    _, arguments = tiny_specs.sample_arguments(spec)
     file = write_schedules(tmp_path / "s.yaml", [
-        entry("nightly", golden, parameters=defaults, timezone="Europe/Berlin", max_concurrency=2),
-        entry("weekly", golden, cron="@weekly", enabled=False),
+        entry("nightly", golden, parameters=arguments, timezone="Europe/Berlin", max_concurrency=2),
+        entry("weekly", golden, parameters=arguments, cron="@weekly", enabled=False),
     ])
 
     plan = apply_vertex(file, service_account=SA, network=NETWORK)
@@ -440,7 +441,7 @@ def test_vertex_apply_creates_schedules_from_each_golden_then_changes_nothing(
     assert nightly["maxConcurrentRunCount"] == "2"
     job = nightly["createPipelineJobRequest"]["pipelineJob"]
     assert job["runtimeConfig"]["gcsOutputDirectory"] == ROOT
-    assert job["runtimeConfig"].get("parameterValues", {}) == pytest.approx(defaults)
+    assert job["runtimeConfig"].get("parameterValues", {}) == tiny_specs.as_protobuf_values(arguments)
     assert job["serviceAccount"] == SA and job["network"] == NETWORK
     key, value = schedules.VERTEX_MANAGED_LABEL
     assert job["labels"][key] == value

@@ -33,19 +33,6 @@ NETWORK = "projects/123456789012/global/networks/ml-vpc"
 pytestmark = pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
 
 
-def cli_text(parameter: submit.Parameter) -> str:
-    """The command-line spelling of a parameter's default."""
-    if parameter.type in ("LIST", "STRUCT"):
-        return json.dumps(parameter.default)
-    if parameter.type == "BOOLEAN":
-        return str(parameter.default).lower()
-    return str(parameter.default)
-
-
-def defaults_as_cli_strings(spec: submit.PipelineSpecFile) -> dict[str, str]:
-    return {p.name: cli_text(p) for p in spec.parameters.values() if p.default is not None}
-
-
 @pytest.fixture
 def kfp_server():
     with FakeKfp(max_page_size=2) as fake:  # a small page size exercises pagination
@@ -187,7 +174,7 @@ def test_cli_parameters_merge_json_file_and_pairs(tmp_path):
 def test_submit_uploads_the_golden_and_starts_a_typed_run(golden, kfp_server, kfp_client):
     path = submit.available_specs()[golden]
     spec = submit.load_spec(path)
-    arguments = defaults_as_cli_strings(spec)
+    arguments, expected = tiny_specs.sample_arguments(spec)
 
     run = submit.submit_kfp(golden, client=kfp_client, ui_url=kfp_server.url, parameters=arguments,
                             experiment="ct-tests", run_name="r1")
@@ -206,7 +193,6 @@ def test_submit_uploads_the_golden_and_starts_a_typed_run(golden, kfp_server, kf
     assert body["pipeline_version_reference"] == {
         "pipeline_id": run.version.pipeline_id, "pipeline_version_id": run.version.version_id}
     assert "pipeline_spec" not in body
-    expected = {p.name: p.default for p in spec.parameters.values() if p.default is not None}
     assert body["runtime_config"]["parameters"] == expected
     for name, value in body["runtime_config"]["parameters"].items():
         assert type(value) is type(expected[name]), name  # 5000, not "5000" or 5000.0
@@ -216,8 +202,9 @@ def test_submit_uploads_the_golden_and_starts_a_typed_run(golden, kfp_server, kf
 
 def test_same_spec_reuses_its_version_and_a_changed_spec_uploads_a_new_one(tmp_path, kfp_server, kfp_client):
     golden = submit.available_specs()[GOLDENS[0]]
-    first = submit.submit_kfp(golden, client=kfp_client, ui_url=kfp_server.url)
-    again = submit.submit_kfp(golden, client=kfp_client, ui_url=kfp_server.url)
+    arguments, _ = tiny_specs.sample_arguments(submit.load_spec(golden))
+    first = submit.submit_kfp(golden, client=kfp_client, ui_url=kfp_server.url, parameters=arguments)
+    again = submit.submit_kfp(golden, client=kfp_client, ui_url=kfp_server.url, parameters=arguments)
     assert again.version.action == "reused"
     assert again.version.version_id == first.version.version_id
     assert len(kfp_server.calls("POST", "/pipelines/upload")) == 1
@@ -225,7 +212,7 @@ def test_same_spec_reuses_its_version_and_a_changed_spec_uploads_a_new_one(tmp_p
     changed = tmp_path / golden.name
     changed.write_bytes(golden.read_bytes() + b"# recompiled\n")
     spec = submit.load_spec(changed)
-    third = submit.submit_kfp(changed, client=kfp_client, ui_url=kfp_server.url, version_name=None)
+    third = submit.submit_kfp(changed, client=kfp_client, ui_url=kfp_server.url, parameters=arguments)
     (upload,) = kfp_server.calls("POST", "/pipelines/upload_version")
     assert upload.param("pipelineid") == first.version.pipeline_id
     assert upload.param("name").startswith(f"{spec.name}-{spec.sha256[:12]}-")
@@ -244,7 +231,9 @@ def test_an_unknown_parameter_is_refused_before_anything_is_sent(kfp_server, kfp
 
 def test_a_caching_override_sends_the_spec_inline(kfp_server, kfp_client):
     golden = submit.available_specs()[GOLDENS[0]]
-    run = submit.submit_kfp(golden, client=kfp_client, ui_url=kfp_server.url, enable_caching=False)
+    arguments, _ = tiny_specs.sample_arguments(submit.load_spec(golden))
+    run = submit.submit_kfp(golden, client=kfp_client, ui_url=kfp_server.url, parameters=arguments,
+                            enable_caching=False)
     assert run.inline_spec
     (run_request,) = kfp_server.calls("POST", r"/runs$")
     body = run_request.body
@@ -258,7 +247,7 @@ def test_cli_submit_kfp_prints_the_run_url_and_uses_a_token_file(tmp_path, kfp_s
     token = tmp_path / "token"
     token.write_text("from-file")
     spec = submit.load_spec(submit.available_specs()[GOLDENS[0]])
-    pairs = [f"{k}={v}" for k, v in defaults_as_cli_strings(spec).items()]
+    pairs = [f"{k}={v}" for k, v in tiny_specs.sample_arguments(spec)[0].items()]
     argv = ["submit", "kfp", GOLDENS[0], "--host", kfp_server.url, "--token-file", str(token),
             "--experiment", "cli", "--namespace", "team-a"]
     for pair in pairs:
@@ -275,7 +264,9 @@ def test_kfps_service_account_token_path_variable_is_honoured(tmp_path, kfp_serv
     token = tmp_path / "sa-token"
     token.write_text("projected")
     monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
-    submit.submit_kfp(GOLDENS[0], client=submit.kfp_client(kfp_server.url), ui_url=kfp_server.url)
+    arguments, _ = tiny_specs.sample_arguments(submit.load_spec(submit.available_specs()[GOLDENS[0]]))
+    submit.submit_kfp(GOLDENS[0], client=submit.kfp_client(kfp_server.url), ui_url=kfp_server.url,
+                      parameters=arguments)
     assert {r.headers.get("authorization") for r in kfp_server.requests} == {"Bearer projected"}
 
 
@@ -306,8 +297,9 @@ def vertex_request(spec_ref, **overrides) -> dict:
 def test_vertex_request_built_by_the_sdk_carries_every_option(golden):
     path = submit.available_specs()[golden]
     spec = submit.load_spec(path)
+    arguments, expected = tiny_specs.sample_arguments(spec)
     request = vertex_request(
-        golden, parameters=defaults_as_cli_strings(spec), service_account=SA, network=NETWORK,
+        golden, parameters=arguments, service_account=SA, network=NETWORK,
         labels={"team": "ml", "env": "test"}, job_id="nightly-1", display_name="nightly",
     )
     assert request["parent"] == f"projects/{PROJECT}/locations/{REGION}"
@@ -318,14 +310,14 @@ def test_vertex_request_built_by_the_sdk_carries_every_option(golden):
     assert job["network"] == NETWORK
     assert job["labels"] == {"team": "ml", "env": "test"}
     assert job["runtimeConfig"]["gcsOutputDirectory"] == ROOT
-    expected = {p.name: p.default for p in spec.parameters.values() if p.default is not None}
-    assert job["runtimeConfig"].get("parameterValues", {}) == pytest.approx(expected)
+    assert job["runtimeConfig"].get("parameterValues", {}) == tiny_specs.as_protobuf_values(expected)
     assert job["pipelineSpec"] == yaml.safe_load(path.read_text())  # the golden, unchanged
 
 
 @pytest.mark.parametrize("golden", SINGLE_DOCUMENT)
 def test_vertex_caching_override_reaches_every_task(golden):
-    job = vertex_request(golden, enable_caching=False)["pipelineJob"]
+    arguments, _ = tiny_specs.sample_arguments(submit.load_spec(submit.available_specs()[golden]))
+    job = vertex_request(golden, parameters=arguments, enable_caching=False)["pipelineJob"]
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
     assert tasks and all(t["cachingOptions"] == {"enableCache": False} for t in tasks.values())
 
@@ -389,7 +381,8 @@ def test_vertex_options_are_checked_before_building(overrides, message):
 
 
 def test_vertex_dry_run_sends_nothing(vertex_server):
-    vertex_request(SINGLE_DOCUMENT[0], service_account=SA)
+    arguments, _ = tiny_specs.sample_arguments(submit.load_spec(submit.available_specs()[SINGLE_DOCUMENT[0]]))
+    vertex_request(SINGLE_DOCUMENT[0], parameters=arguments, service_account=SA)
     assert vertex_server.requests == []
 
 
@@ -397,7 +390,7 @@ def test_vertex_submit_sends_exactly_the_dry_run_request(vertex_server):
     spec = submit.load_spec(submit.available_specs()[SINGLE_DOCUMENT[0]])
     options = dict(project=PROJECT, region=REGION, pipeline_root=ROOT, service_account=SA,
                    network=NETWORK, labels={"team": "ml"}, job_id="exact-1",
-                   parameters=defaults_as_cli_strings(spec), credentials=AnonymousCredentials())
+                   parameters=tiny_specs.sample_arguments(spec)[0], credentials=AnonymousCredentials())
     planned = submit.submit_vertex(SINGLE_DOCUMENT[0], dry_run=True, **options).request
     result = submit.submit_vertex(SINGLE_DOCUMENT[0], **options)
 

@@ -2,6 +2,7 @@
 every parameter type, a kfp-kubernetes (two-document) spec, accelerator names."""
 
 # No `from __future__ import annotations`: kfp reads the annotations as types.
+import json
 from pathlib import Path
 
 from kfp import compiler, dsl, kubernetes
@@ -53,3 +54,38 @@ def compile_accelerator(path: Path, accelerator: str) -> Path:
 
     compiler.Compiler().compile(gpu_task, str(path))
     return path
+
+
+_SAMPLES = {"STRING": "sample", "NUMBER_INTEGER": 1, "NUMBER_DOUBLE": 0.5, "BOOLEAN": True,
+            "LIST": [], "STRUCT": {}}
+
+
+def sample_arguments(spec) -> tuple[dict[str, str], dict]:
+    """Arguments for every input of a loaded spec (``launch.submit.PipelineSpecFile``): defaults
+    where given, a sample of the right type otherwise. Returns (command-line strings, the typed
+    values the server should receive)."""
+    typed = {
+        p.name: p.default if p.default is not None else _SAMPLES[p.type]
+        for p in spec.parameters.values()
+    }
+    as_text = {}
+    for name, value in typed.items():
+        kind = spec.parameters[name].type
+        if kind in ("LIST", "STRUCT"):
+            as_text[name] = json.dumps(value)
+        elif kind == "BOOLEAN":
+            as_text[name] = str(value).lower()
+        else:
+            as_text[name] = str(value)
+    return as_text, typed
+
+
+def as_protobuf_values(value):
+    """Numbers as doubles, the way a protobuf Value (Vertex parameterValues) carries them."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list):
+        return [as_protobuf_values(v) for v in value]
+    return {k: as_protobuf_values(v) for k, v in value.items()}
