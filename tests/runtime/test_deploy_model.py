@@ -403,3 +403,14 @@ def test_failed_reload_restores_the_previous_pointer(models, eval_path, tmp_path
     assert json.loads((serving / "churn.json").read_text()) == before
     assert "FAIL | reload" in (out / "report.md").read_text()
     assert Path(serving / "churn").is_dir()  # the copied model stays for inspection
+
+
+def test_redeploying_the_serving_model_only_smoke_tests_it(cluster, models, eval_path, tmp_path):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+    writes = len([r for r in cluster.requests if r["method"] != "GET"])
+
+    healthy, metadata, report = deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+
+    assert healthy and metadata["action"] == "unchanged"
+    assert len([r for r in cluster.requests if r["method"] != "GET"]) == writes
+    assert "PASS | smoke-test" in report
