@@ -111,9 +111,7 @@ def file_sha256(uri: str) -> str:
     digest = hashlib.sha256()
     paths = [uri]
     if not _is_remote(uri) and os.path.isdir(uri):
-        paths = sorted(
-            os.path.join(root, name) for root, _, names in os.walk(uri) for name in names
-        )
+        paths = sorted(os.path.join(root, name) for root, _, names in os.walk(uri) for name in names)
     for path in paths:
         with _open(path) as stream:
             while chunk := stream.read(1 << 20):
@@ -140,8 +138,7 @@ def version_dir(model_dir: str) -> str:
     versions = sorted(
         int(name.strip("/"))
         for name in entries
-        if name.strip("/").isdigit()
-        and tf.io.gfile.exists(f"{model_dir}/{name.strip('/')}/saved_model.pb")
+        if name.strip("/").isdigit() and tf.io.gfile.exists(f"{model_dir}/{name.strip('/')}/saved_model.pb")
     )
     if not versions:
         raise ModelNotFoundError(
@@ -184,8 +181,7 @@ def to_tensors(df: pd.DataFrame, inputs: dict[str, Any]) -> dict[str, Any]:
     missing = sorted(set(inputs) - set(df.columns))
     if missing:
         raise FeatureMismatchError(
-            f"the model needs features {missing} which the data does not have "
-            f"(columns: {list(df.columns)})"
+            f"the model needs features {missing} which the data does not have (columns: {list(df.columns)})"
         )
     tensors = {}
     for name, dtype in inputs.items():
@@ -201,9 +197,7 @@ def column_values(column: pd.Series, dtype: str) -> np.ndarray:
         values = pd.to_numeric(column, errors="coerce")
         return values.fillna(MISSING_INT).to_numpy().astype(np.int64)
     if dtype == "string":
-        return np.array(
-            ["" if _is_missing(v) else _as_text(v) for v in column.tolist()], dtype=object
-        )
+        return np.array(["" if _is_missing(v) else _as_text(v) for v in column.tolist()], dtype=object)
     raise ValueError(f"unsupported signature dtype {dtype!r}; expected float32, int64 or string")
 
 

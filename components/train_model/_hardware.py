@@ -1,0 +1,148 @@
+"""Which distribution strategy and float precision a training run uses, and why.
+
+``plan`` is a pure function of what the machine reports (GPU names, their compute
+capabilities, ``TF_CONFIG``), so the choice is testable without GPUs; ``detect`` asks
+TensorFlow, and ``apply`` turns a plan into a strategy and a Keras dtype policy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+MIXED_PRECISION_MODES = ("auto", "on", "off")
+# Tensor Cores (Volta, compute capability 7.0) are what make float16 math pay off; older GPUs
+# run mixed_float16 no faster, or slower, than float32.
+MIN_MIXED_PRECISION_CAPABILITY = (7, 0)
+
+
+@dataclass(frozen=True)
+class HardwarePlan:
+    """The chosen strategy ("default" | "mirrored" | "multi_worker_mirrored"), the Keras dtype
+    policy ("float32" | "mixed_float16"), what they were chosen from, and a sentence why."""
+
+    strategy: str
+    precision: str
+    gpus: int
+    workers: int
+    reason: str
+
+
+def cluster_workers(tf_config: str | None) -> int:
+    """Number of workers (chief included) that ``TF_CONFIG`` declares; 1 without it.
+
+    Raises:
+        ValueError: ``TF_CONFIG`` is set but is not the JSON the platforms write.
+    """
+    if not tf_config:
+        return 1
+    try:
+        cluster = json.loads(tf_config).get("cluster", {})
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise ValueError(f"TF_CONFIG is not valid JSON with a 'cluster' object: {tf_config[:200]!r}") from exc
+    return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+
+
+def is_chief(tf_config: str | None) -> bool:
+    """Whether this process writes the outputs: no cluster, the chief, or worker 0 without
+    a chief (the MultiWorkerMirroredStrategy convention)."""
+    if cluster_workers(tf_config) <= 1:
+        return True
+    config = json.loads(tf_config)
+    task = config.get("task", {})
+    if task.get("type") == "chief":
+        return True
+    has_chief = bool(config.get("cluster", {}).get("chief"))
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and not has_chief
+
+
+def plan(
+    gpus: Sequence[str],
+    compute_capabilities: Sequence[tuple[int, int] | None],
+    tf_config: str | None,
+    mixed_precision: str = "auto",
+) -> HardwarePlan:
+    """Chooses the strategy and precision.
+
+    Args:
+        gpus: Names of the visible GPUs (empty on CPU).
+        compute_capabilities: One (major, minor) per GPU; None when unknown.
+        tf_config: The ``TF_CONFIG`` environment value (None or "" when unset).
+        mixed_precision: "auto" (mixed_float16 only when every GPU has compute capability
+            >= 7.0), "on" (always mixed_float16) or "off" (always float32).
+
+    Raises:
+        ValueError: unknown ``mixed_precision`` value or malformed ``TF_CONFIG``.
+    """
+    if mixed_precision not in MIXED_PRECISION_MODES:
+        raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION_MODES}, got {mixed_precision!r}")
+    workers = cluster_workers(tf_config)
+    if workers > 1:
+        strategy, why = "multi_worker_mirrored", f"TF_CONFIG declares {workers} workers"
+    elif len(gpus) > 1:
+        strategy, why = "mirrored", f"{len(gpus)} GPUs on this machine"
+    else:
+        strategy = "default"
+        why = "one GPU" if gpus else "no GPU (CPU)"
+
+    known = [c for c in compute_capabilities if c is not None]
+    if mixed_precision == "on":
+        precision, why_precision = "mixed_float16", "mixed_precision='on'"
+    elif mixed_precision == "off":
+        precision, why_precision = "float32", "mixed_precision='off'"
+    elif gpus and len(known) == len(gpus) and min(known) >= MIN_MIXED_PRECISION_CAPABILITY:
+        precision = "mixed_float16"
+        why_precision = f"auto: GPU compute capability {min(known)} >= 7.0"
+    else:
+        precision = "float32"
+        why_precision = (
+            "auto: no GPU" if not gpus else f"auto: GPU compute capability {known or 'unknown'} < 7.0"
+        )
+    return HardwarePlan(strategy, precision, len(gpus), workers, f"{why}; {why_precision}")
+
+
+def detect() -> tuple[list[str], list[tuple[int, int] | None], str | None]:
+    """What TensorFlow sees: GPU names, their compute capabilities, and ``TF_CONFIG``."""
+    import tensorflow as tf
+
+    devices = tf.config.list_physical_devices("GPU")
+    capabilities = []
+    for device in devices:
+        try:
+            capabilities.append(tf.config.experimental.get_device_details(device).get("compute_capability"))
+        except (ValueError, RuntimeError):
+            capabilities.append(None)
+    return [d.name for d in devices], capabilities, os.environ.get("TF_CONFIG")
+
+
+def apply(hardware: HardwarePlan):
+    """Sets the Keras dtype policy and returns the ``tf.distribute.Strategy`` of the plan.
+
+    Call it before any other TensorFlow work: MultiWorkerMirroredStrategy must be created
+    before the runtime initializes its devices.
+    """
+    import keras
+    import tensorflow as tf
+
+    if hardware.strategy == "multi_worker_mirrored":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    elif hardware.strategy == "mirrored":
+        strategy = tf.distribute.MirroredStrategy()
+    else:
+        strategy = tf.distribute.get_strategy()
+    keras.mixed_precision.set_global_policy(hardware.precision)
+    logger.info(
+        "hardware: strategy=%s (%d replicas), precision=%s, gpus=%d, workers=%d: %s",
+        hardware.strategy,
+        strategy.num_replicas_in_sync,
+        hardware.precision,
+        hardware.gpus,
+        hardware.workers,
+        hardware.reason,
+    )
+    return strategy
