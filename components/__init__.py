@@ -12,10 +12,17 @@ so importing a runtime module must not import every ``component.py``.
 import importlib
 
 __all__ = [
+    "compute_statistics",
+    "deploy_model",
+    "evaluate_model",
+    "infer_schema",
     "make_demo_data",
     "record_verdict",
+    "register_model",
     "resolve_baseline",
     "summarize_run",
+    "train_model",
+    "validate_data",
 ]
 
 

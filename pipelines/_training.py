@@ -159,7 +159,8 @@ def build(platform: str):
             baseline.set_caching_options(False).set_retry(**NETWORK_RETRY)
             _kubernetes_settings(baseline, platform, mlflow_secret=True)
 
-            statistics = compute_statistics(data_uri=data_uri).set_retry(**NETWORK_RETRY)
+            statistics = compute_statistics(data_uri=data_uri, categorical_columns=categorical_columns)
+            statistics.set_retry(**NETWORK_RETRY)
             schema = infer_schema(
                 statistics=statistics.outputs["statistics"],
                 label=label,

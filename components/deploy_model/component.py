@@ -12,6 +12,7 @@ def deploy_model(
     eval_data: Input[Dataset],
     deployment: Output[Artifact],
     report: Output[Markdown],
+    verdict: Output[Artifact],
     service_name: str,
     target: str = "local",
     namespace: str = "default",
@@ -54,6 +55,7 @@ def deploy_model(
             applied, or that would be applied for target=local); metadata: name, namespace,
             url, revision, traffic split, model_uri, mode, target, action, healthy.
         report: Output Markdown: the deployment-is-healthy verdict, one check per step.
+        verdict: Output JSON verdict (gate deployment-is-healthy), one check per step.
         service_name: InferenceService (or local model) name, a DNS-1035 label.
         target: "local" or "kserve".
         namespace: Kubernetes namespace of the InferenceService.
@@ -102,6 +104,7 @@ def deploy_model(
         eval_data_path=eval_data.path,
         deployment_dir=deployment.path,
         report_path=report.path,
+        verdict_path=verdict.path,
         service_name=service_name,
         target=target,
         namespace=namespace,

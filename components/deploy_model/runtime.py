@@ -106,6 +106,7 @@ def run(
     deployment_dir: str,
     report_path: str,
     service_name: str,
+    verdict_path: str = "",
     target: str = "local",
     namespace: str = "default",
     storage_uri: str = "",
@@ -129,8 +130,9 @@ def run(
     registered_model_name: str = "",
     model_version: str = "",
 ) -> tuple[bool, dict[str, Any]]:
-    """Deploys and smoke-tests; writes ``deployment_dir`` (deployment.json, inferenceservice.yaml)
-    and the Markdown report. Returns (healthy, deployment metadata)."""
+    """Deploys and smoke-tests; writes ``deployment_dir`` (deployment.json, inferenceservice.yaml),
+    the Markdown report and, when ``verdict_path`` is given, the JSON verdict. Returns (healthy,
+    deployment metadata)."""
     from components import model_io
     from components.deploy_model import _local, _smoke, kserve
 
@@ -229,6 +231,8 @@ def run(
     (out_dir / "deployment.json").write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
     Path(report_path).parent.mkdir(parents=True, exist_ok=True)
     Path(report_path).write_text(verdict.to_markdown(title=f"Deployment of {service_name} ({target})"))
+    if verdict_path:
+        Path(verdict_path).write_text(verdict.to_json())
     logger.info("%s", verdict.summary())
     if error is not None:
         raise error

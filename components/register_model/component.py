@@ -12,6 +12,7 @@ def register_model(
     registered: Output[Artifact],
     registered_model_name: str,
     mlflow_tracking_uri: str = "",
+    schema: Input[Artifact] = None,
     statistics: Input[Artifact] = None,
     anomalies: Input[Artifact] = None,
     blessing: Input[Artifact] = None,
@@ -35,6 +36,8 @@ def register_model(
         registered_model_name: Name of the registered model in MLflow.
         mlflow_tracking_uri: MLflow tracking URI; empty uses the MLFLOW_TRACKING_URI env var
             (e.g. from a Kubernetes secret).
+        schema: Optional schema the data was validated against; its URI is recorded as a tag
+            (resolve_baseline reads it back for the next run's data gate).
         statistics: Optional training data statistics; its URI is recorded as a tag.
         anomalies: Optional data validation anomalies; its URI is recorded as a tag.
         blessing: Optional model-is-blessed verdict (JSON); its outcome, summary and check
@@ -58,6 +61,7 @@ def register_model(
         registered_model_name=registered_model_name,
         mlflow_tracking_uri=mlflow_tracking_uri,
         experiment=experiment,
+        schema_uri=schema.uri if schema else "",
         statistics_uri=statistics.uri if statistics else "",
         anomalies_uri=anomalies.uri if anomalies else "",
         blessing_path=blessing.path if blessing else "",

@@ -56,6 +56,7 @@ def run(
     registered_model_name: str,
     mlflow_tracking_uri: str = "",
     experiment: str = "continuous-training",
+    schema_uri: str = "",
     statistics_uri: str = "",
     anomalies_uri: str = "",
     blessing_path: str = "",
@@ -101,6 +102,7 @@ def run(
     tags = {
         "data_hash": str(model_metadata.get("data_hash", "")),
         "data_uri": str(model_metadata.get("data_uri", "")),
+        "schema_uri": schema_uri,
         "statistics_uri": statistics_uri,
         "anomalies_uri": anomalies_uri,
         "blessing_uri": blessing_uri,

@@ -30,7 +30,7 @@ def test_compilation_is_byte_deterministic(tmp_path):
 def test_check_names_a_stale_spec_and_the_fix(tmp_path, monkeypatch, capsys):
     pipelines_dir = tmp_path / "pipelines"
     shutil.copytree(ROOT / "pipelines", pipelines_dir)
-    golden = next(pipelines_dir.glob("*.yaml"))
+    golden = pipelines_dir / f"{next(iter(compile_module.discover()))}.yaml"
     golden.write_text(golden.read_text().replace("sdkVersion", "sdkVersionX"))
     monkeypatch.setattr(compile_module, "PIPELINES_DIR", pipelines_dir)
     monkeypatch.setattr(compile_module, "ROOT", tmp_path)
@@ -42,12 +42,13 @@ def test_check_names_a_stale_spec_and_the_fix(tmp_path, monkeypatch, capsys):
 
 
 def test_retargeting_images_writes_elsewhere_and_keeps_goldens(tmp_path):
-    before = {p.name: p.read_bytes() for p in (ROOT / "pipelines").glob("*.yaml")}
+    goldens = [ROOT / "pipelines" / f"{name}.yaml" for name in compile_module.discover()]
+    before = {p.name: p.read_bytes() for p in goldens}
     out = tmp_path / "specs"
     assert compile_module.main(
         ["--image-registry", "europe-docker.pkg.dev/acme/ct", "--image-tag", "7", "--output-dir", str(out)]
     ) == 0
-    assert before == {p.name: p.read_bytes() for p in (ROOT / "pipelines").glob("*.yaml")}
+    assert before == {p.name: p.read_bytes() for p in goldens}
     for name in before:
         spec = yaml.safe_load((out / name).read_text())
         used = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}

@@ -70,10 +70,13 @@ def deploy(cluster, models, eval_path, tmp_path, model, uri, **kwargs):
         eval_data_path=eval_path,
         deployment_dir=str(out / "deployment"),
         report_path=str(out / "report.md"),
+        verdict_path=str(out / "verdict.json"),
         service_name=NAME,
         storage_uri=uri,
         **kwargs,
     )
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["gate"] == "deployment-is-healthy" and verdict["passed"] is healthy
     return healthy, metadata, (out / "report.md").read_text()
 
 

@@ -63,6 +63,7 @@ def register(model_dir, mlflow_server, tmp_path, name, **kwargs):
         model_uri="gs://bucket/pipeline/model",
         registered_model_name=name,
         mlflow_tracking_uri=mlflow_server,
+        schema_uri="gs://bucket/pipeline/schema",
         statistics_uri="gs://bucket/pipeline/statistics",
         anomalies_uri="gs://bucket/pipeline/anomalies",
         blessing_path=str(blessing_path),
@@ -86,6 +87,7 @@ def test_registers_a_version_with_lineage_tags_and_candidate_alias(model_dir, ml
     assert version.tags["data_hash"] == "ab" * 32
     assert version.tags["data_uri"] == "gs://bucket/data/train.parquet"
     assert version.tags["statistics_uri"] == "gs://bucket/pipeline/statistics"
+    assert version.tags["schema_uri"] == "gs://bucket/pipeline/schema"
     assert version.tags["anomalies_uri"] == "gs://bucket/pipeline/anomalies"
     assert version.tags["blessing_uri"] == "gs://bucket/pipeline/blessing"
     assert version.tags["pipeline_run_id"] == "run-123"

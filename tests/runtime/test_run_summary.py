@@ -112,12 +112,15 @@ def test_baseline_comes_from_the_production_version_tags(mlflow_server, tmp_path
     name = "resolve-baseline-test"
     client.create_registered_model(name)
     version = client.create_model_version(
-        name, source="s3://bucket/models/1", tags={"schema_uri": "/s/schema.pbtxt", "statistics_uri": "/s/stats"}
+        name, source="s3://bucket/models/1",
+        tags={"schema_uri": "/s/schema.pbtxt", "statistics_uri": "/s/stats"},
     )
     assert resolve_baseline.run(mlflow_tracking_uri=mlflow_server, registered_model_name=name)[0] == ""
     client.set_registered_model_alias(name, "production", version.version)
 
-    schema, stats, source = resolve_baseline.run(mlflow_tracking_uri=mlflow_server, registered_model_name=name)
+    schema, stats, source = resolve_baseline.run(
+        mlflow_tracking_uri=mlflow_server, registered_model_name=name
+    )
     assert (schema, stats) == ("/s/schema.pbtxt", "/s/stats")
     assert f"version {version.version}" in source
     # A curated schema wins over production's.
