@@ -1,8 +1,8 @@
 """evaluate_model: the model gate on real models and small demo data.
 
-Candidates and baselines are real models trained on the demo churn data; special models (a
-constant one, a deliberately slow one, an unstable one, one needing a column the data lacks)
-come from ``evaluate_models``. Every test judges the real SavedModels through their serving
+Candidates and baselines are real models trained by train_model on the demo churn data;
+special models (a constant one, a deliberately slowed one, an unstable one) come from
+``evaluate_models``. Every test judges the real SavedModels through their serving
 signature, the way the component does in a pipeline.
 """
 
@@ -18,9 +18,8 @@ from mlflow import MlflowClient
 
 from components.evaluate_model import runtime
 from components.make_demo_data import runtime as demo
+from components.train_model import runtime as train_model
 from tests.runtime import evaluate_models
-
-FEATURES = list(demo.FEATURES)
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +32,27 @@ def eval_path(work) -> str:
     return str(demo.write(demo.generate(600, seed=101), work / "eval.parquet"))
 
 
+def train(folder: Path, data, label: str, **kwargs) -> tuple[str, dict]:
+    """A real model from train_model (small data, few epochs); returns (model dir, metadata)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data_path = demo.write(data, folder / "train.csv")
+    kwargs.setdefault("exclude_features", [demo.TIMESTAMP])
+    result = train_model.run(
+        label=label, model_dir=str(folder / "model"), eval_data_path=str(folder / "split.parquet"),
+        data_path=str(data_path), epochs=8, verbose=0, **kwargs,
+    )
+    return str(folder / "model"), result.model_metadata
+
+
 @pytest.fixture(scope="module")
 def models(work) -> dict:
-    """Model folder and metadata by name, trained once for the module."""
-    train = demo.generate(1500, seed=7)
-    out = {}
-
-    def add(name, build):
-        folder = work / "models" / name
-        out[name] = (str(folder), build(folder))
-
-    add("clean", lambda d: evaluate_models.linear(d, train, label=demo.LABEL, task="binary"))
-    add("shifted", lambda d: evaluate_models.linear(
-        d, demo.corrupt(train, "label_shift"), label=demo.LABEL, task="binary"))
-    return out
+    """The churn model trained on clean data, and on data whose label no longer follows the
+    features (``label_shift``): a model clearly worse than the first."""
+    train_df = demo.generate(1500, seed=7)
+    return {
+        "clean": train(work / "clean", train_df, demo.LABEL),
+        "shifted": train(work / "shifted", demo.corrupt(train_df, "label_shift"), demo.LABEL),
+    }
 
 
 def evaluate(tmp_path, model, eval_data, **kwargs) -> dict:
@@ -127,20 +133,17 @@ def test_constant_model_is_degenerate(tmp_path, eval_path):
 
 
 def test_too_slow_model_is_not_blessed(tmp_path, models, eval_path):
-    # The slow model does real work per request: 600 chained 256x256 matrix products.
+    # The trained model plus real work per request: 300 chained 256x256 matrix products.
     slow_dir = tmp_path / "slow"
-    train = demo.generate(1500, seed=7)
-    metadata = evaluate_models.linear(
-        slow_dir, train, label=demo.LABEL, task="binary", slow_matmuls=600
-    )
+    evaluate_models.slowed(slow_dir, models["clean"][0], matmuls=300)
     limit = dict(max_latency_p95_ms=50.0, latency_calls=10)
-    slow = evaluate(tmp_path, (str(slow_dir), metadata), eval_path, **limit)
+    slow = evaluate(tmp_path, (str(slow_dir), models["clean"][1]), eval_path, **limit)
     fast = evaluate(tmp_path, models["clean"], eval_path, **limit)
     assert not slow["blessed"]
     [failed] = checks(slow, status="fail")
     assert failed["name"] == "latency" and failed["value"] > 50.0
     assert "above the limit of 50 ms" in failed["reason"]
-    # Same weights without the extra work: within the limit.
+    # The same predictions without the extra work: within the limit.
     assert fast["blessed"] and checks(fast, "latency")[0]["value"] < 50.0
     assert slow["metrics"]["roc_auc"] == pytest.approx(fast["metrics"]["roc_auc"], abs=1e-6)
 
@@ -225,19 +228,17 @@ def test_baseline_from_the_mlflow_production_alias(tmp_path, models, eval_path, 
 
 
 def test_multiclass_model(tmp_path, eval_path):
-    train = demo.generate(1500, seed=7)
-    features = [f for f in FEATURES if f != "plan"]
-    model_dir = tmp_path / "plan"
-    metadata = evaluate_models.linear(model_dir, train, label="plan", task="multiclass",
-                                      features=features)
+    model = train(tmp_path / "plan", demo.generate(1500, seed=7), "plan")
+    assert model[1]["task"] == "multiclass"
     result = evaluate(
-        tmp_path, (str(model_dir), metadata), eval_path,
+        tmp_path, model, eval_path,
         thresholds={"accuracy": 0.8, "macro_f1": 0.7}, slice_columns=["region"],
     )
     assert result["blessed"], result["summary"]
     assert set(result["metrics"]) >= {"accuracy", "macro_f1", "log_loss"}
     assert "roc_auc" not in result["metrics"] and result["roc_curve"] is None
     matrix = result["confusion_matrix"]
+    assert matrix["categories"] == [str(c) for c in model[1]["classes"]]
     assert sorted(matrix["categories"]) == sorted(demo.PLANS)
     assert len(matrix["matrix"]) == 3 and all(len(row) == 3 for row in matrix["matrix"])
     assert sum(map(sum, matrix["matrix"])) == 600
@@ -247,16 +248,15 @@ def test_multiclass_model(tmp_path, eval_path):
 
 
 def test_regression_model_against_a_baseline_with_fewer_features(tmp_path, eval_path):
-    train = demo.generate(1500, seed=7)
-    features = [f for f in FEATURES if f not in ("monthly_charges", "total_charges")]
-    candidate_dir, baseline_dir = tmp_path / "charges", tmp_path / "charges-baseline"
-    metadata = evaluate_models.linear(candidate_dir, train, label="monthly_charges",
-                                      task="regression", features=features)
-    evaluate_models.linear(baseline_dir, train, label="monthly_charges", task="regression",
-                           features=["age", "support_calls"])
+    train_df = demo.generate(1500, seed=7)
+    exclude = [demo.TIMESTAMP, "total_charges"]  # total_charges gives the answer away
+    candidate = train(tmp_path / "charges", train_df, "monthly_charges", exclude_features=exclude)
+    baseline = train(tmp_path / "charges-baseline", train_df, "monthly_charges",
+                     features=["age", "support_calls"], exclude_features=[])
+    assert candidate[1]["task"] == "regression" and set(baseline[1]["features"]) == {
+        "age", "support_calls"}
     result = evaluate(
-        tmp_path, (str(candidate_dir), metadata), eval_path,
-        baseline_source="uri", baseline_model_uri=str(baseline_dir),
+        tmp_path, candidate, eval_path, baseline_source="uri", baseline_model_uri=baseline[0],
         thresholds={"r2": 0.8, "rmse": 15.0}, change_thresholds={"rmse": 0.5, "r2": 0.01},
     )
     assert result["blessed"], result["summary"]
@@ -267,8 +267,7 @@ def test_regression_model_against_a_baseline_with_fewer_features(tmp_path, eval_
     assert checks(result, "robustness")[0]["status"] == "pass"
     # The same models swapped: the candidate is worse in both directions of "better".
     swapped = evaluate(
-        tmp_path, (str(baseline_dir), metadata), eval_path,
-        baseline_source="uri", baseline_model_uri=str(candidate_dir),
+        tmp_path, baseline, eval_path, baseline_source="uri", baseline_model_uri=candidate[0],
         change_thresholds={"rmse": 0.5, "r2": 0.01},
     )
     assert {c["subject"] for c in checks(swapped, "change", "fail")} == {"rmse", "r2"}
@@ -306,20 +305,21 @@ def test_empty_evaluation_data_is_an_error(tmp_path, models, work):
         evaluate(tmp_path, models["clean"], path)
 
 
-@pytest.fixture(params=["corrupt_file", "missing_feature", "absent_folder"])
-def broken_baseline(request, tmp_path) -> tuple[str, str]:
+@pytest.fixture(scope="module", params=["corrupt_file", "missing_feature", "absent_folder"])
+def broken_baseline(request, tmp_path_factory) -> tuple[str, str]:
     """A baseline model folder that cannot be used, and the words its error must contain."""
+    tmp_path = tmp_path_factory.mktemp("broken")
     folder = tmp_path / "broken-baseline"
     if request.param == "corrupt_file":
         (folder / "1").mkdir(parents=True)
         (folder / "1" / "saved_model.pb").write_bytes(b"not a protobuf" * 10)
         return str(folder), "cannot be evaluated"
     if request.param == "missing_feature":
-        train = demo.generate(400, seed=3)
-        train["household_income"] = train["monthly_charges"] * 50
-        evaluate_models.linear(folder, train, label=demo.LABEL, task="binary",
-                               features=["age", "household_income"])
-        return str(folder), "household_income"
+        data = demo.generate(400, seed=3)
+        data["household_income"] = data["monthly_charges"] * 50
+        model_dir, _ = train(folder, data, demo.LABEL, features=["age", "household_income"],
+                             exclude_features=[])
+        return model_dir, "household_income"
     return str(tmp_path / "no-such-model"), "no-such-model"
 
 
