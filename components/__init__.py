@@ -4,12 +4,15 @@ Each component lives in ``components/<name>/``: ``component.py`` is the KFP inte
 compiled spec and the Kubeflow UI show), ``runtime.py`` is the plain-Python work, run inside the
 runtime image. The function, its folder and the compiled task share one name.
 
-``from components import make_demo_data`` gives the KFP component. The interfaces load on first
-access: inside a running component, kfp's executor exposes only the runtime part of ``kfp.dsl``,
-so importing a runtime module must not import every ``component.py``.
+``from components import make_demo_data`` gives the KFP component. Inside a running component,
+kfp's executor exposes only the runtime part of ``kfp.dsl``; there the interfaces are not
+loaded, and runtime modules import as plain Python.
 """
 
-import importlib
+try:
+    from kfp import dsl as _dsl
+except ImportError:  # runtime modules used without kfp
+    _dsl = None
 
 __all__ = [
     "compute_statistics",
@@ -25,11 +28,15 @@ __all__ = [
     "validate_data",
 ]
 
-
-def __getattr__(name: str):
-    if name not in __all__:
-        raise AttributeError(f"module 'components' has no attribute {name!r}")
-    component = getattr(importlib.import_module(f"components.{name}.component"), name)
-    # Importing the subpackage bound its module to this name; the component takes it back.
-    globals()[name] = component
-    return component
+if _dsl is not None and hasattr(_dsl, "component"):
+    from components.compute_statistics.component import compute_statistics
+    from components.deploy_model.component import deploy_model
+    from components.evaluate_model.component import evaluate_model
+    from components.infer_schema.component import infer_schema
+    from components.make_demo_data.component import make_demo_data
+    from components.record_verdict.component import record_verdict
+    from components.register_model.component import register_model
+    from components.resolve_baseline.component import resolve_baseline
+    from components.summarize_run.component import summarize_run
+    from components.train_model.component import train_model
+    from components.validate_data.component import validate_data

@@ -72,22 +72,6 @@ def _stage_data(source: Path, root: Path) -> Path:
     return target
 
 
-def _features_without(data: Path | None, label: str, drop: list[str], timestamp: str) -> list[str]:
-    """Every CSV column but the label, the timestamp and ``drop``; [] (all) when nothing is dropped."""
-    if not drop:
-        return []
-    if data is None or data.suffix != ".csv":
-        raise SystemExit("--drop needs a CSV file (for Parquet, list --features instead)")
-    import csv
-
-    with open(data, newline="") as f:
-        header = next(csv.reader(f))
-    missing = sorted(set(drop) - set(header))
-    if missing:
-        raise SystemExit(f"--drop {' '.join(missing)}: no such column in {data}")
-    return [c for c in header if c not in {label, timestamp, *drop}]
-
-
 def _demo_data(rows: int, scenario: str) -> Path:
     from components import make_demo_data
 
@@ -151,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     mlflow_uri = local.ensure_mlflow(root / "mlflow", port=args.mlflow_port)
     logger.info("MLflow tracking server: %s", mlflow_uri)
 
-    features = args.features or _features_without(args.data, label, args.drop, args.timestamp)
     runs = []
     if demo_data:
         logger.info("generating %d rows of demo data ...", args.rows)
@@ -168,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("running the training pipeline on %s (%s) ...", title, data)
         result = local.run_pipeline(
             "training", root,
-            data_uri=str(data), label=label, features=features, categorical_columns=args.categorical,
+            data_uri=str(data), label=label, features=args.features, exclude_features=args.drop,
+            categorical_columns=args.categorical,
             timestamp_column=args.timestamp, epochs=args.epochs, thresholds=thresholds,
             change_thresholds=max_drop, mlflow_tracking_uri=mlflow_uri, registered_model_name=model_name,
             service_name=model_name, deploy_target="local", local_serving_dir=str(serving_dir),

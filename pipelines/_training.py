@@ -7,7 +7,6 @@ second YAML document that Vertex rejects, and accelerator names differ (``nvidia
 build one variant.
 """
 
-from __future__ import annotations
 
 from kfp import dsl, kubernetes
 
@@ -74,6 +73,7 @@ def build(platform: str):
         data_uri: str,
         label: str = "churned",
         features: list = [],  # noqa: B006 - KFP pipeline defaults are compiled, never mutated
+        exclude_features: list = [],  # noqa: B006
         categorical_columns: list = [],  # noqa: B006
         timestamp_column: str = "",
         schema_uri: str = "",
@@ -114,6 +114,7 @@ def build(platform: str):
             data_uri: Training data, CSV or Parquet (local path, gs:// or s3://).
             label: The label column.
             features: Feature columns; empty means every column but the label and timestamp.
+            exclude_features: Columns never to use as features (e.g. ones that leak the label).
             categorical_columns: Integer-coded columns to treat as categories.
             timestamp_column: When set, the evaluation split is the most recent rows.
             schema_uri: A curated schema (text proto); empty uses production's, or infers one.
@@ -184,6 +185,7 @@ def build(platform: str):
                     data_uri=data_uri,
                     label=label,
                     features=features,
+                    exclude_features=exclude_features,
                     categorical_columns=categorical_columns,
                     timestamp_column=timestamp_column,
                     epochs=epochs,

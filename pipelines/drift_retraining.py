@@ -7,8 +7,8 @@ its own gates) only when the data moved past the thresholds.
 
 from kfp import dsl
 
-from components import compute_statistics, infer_schema, record_verdict, resolve_baseline, validate_data
-from pipelines._training import NETWORK_RETRY, RECORD_DIR
+from components import compute_statistics, infer_schema, resolve_baseline, validate_data
+from pipelines._training import NETWORK_RETRY
 from pipelines.training import training
 
 
@@ -64,9 +64,8 @@ def drift_retraining(
         environment=environment,
         first_run_policy="pass",
     )
+    # Its drift_metrics output records every feature's score on every run, drift or not.
     drift.set_display_name("measure-drift")
-    record = record_verdict(report=drift.outputs["report"], record_dir=RECORD_DIR, gate="drift-check")
-    record.set_caching_options(False)
     with dsl.If(drift.outputs["Output"] == False, name="drift-detected"):  # noqa: E712
         training(
             data_uri=training_data_uri,

@@ -401,8 +401,10 @@ def schedule_posts(server):
 def test_schedule_request_built_offline_by_the_sdk(golden):
     spec = submit.load_spec(submit.available_specs()[golden])
     credentials = AnonymousCredentials()
+    required = {p.name: "gs://b/x" for p in spec.parameters.values() if not p.optional}
     job = submit.build_pipeline_job(spec, project=PROJECT, region=REGION, pipeline_root=ROOT,
-                                    credentials=credentials, display_name="nightly", labels={"team": "ml"})
+                                    credentials=credentials, display_name="nightly", labels={"team": "ml"},
+                                    parameters=required)
     schedule = aiplatform.PipelineJobSchedule(pipeline_job=job, display_name="nightly",
                                               credentials=credentials, project=PROJECT, location=REGION)
     request = schedules.schedule_request(schedule, cron=schedules.to_vertex_cron("0 3 * * 1-5", "UTC"),
