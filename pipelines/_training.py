@@ -83,8 +83,8 @@ def build(platform: str):
         numeric_drift_threshold: float = 0.1,
         categorical_drift_threshold: float = 0.1,
         epochs: int = 20,
-        batch_size: int = 256,
-        learning_rate: float = 0.001,
+        batch_size: int = 128,
+        learning_rate: float = 0.003,
         hidden_units: list = [64, 32],  # noqa: B006
         accelerator_type: str = DEFAULT_ACCELERATOR[platform],
         accelerator_count: int = 1,
@@ -197,6 +197,10 @@ def build(platform: str):
                 train.set_container_image(images.TRAINER_GPU)
                 train.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
                 train.set_cpu_request(train_cpu).set_memory_request(train_memory)
+                # kfp 2.17 does not pass parameters used only in resource settings into the
+                # enclosing dsl.If, so the spec would reference undefined inputs: register them.
+                resource_parameters = [accelerator_type, accelerator_count, train_cpu, train_memory]
+                train.register_pipeline_channels(resource_parameters)
                 train.set_retry(**TRAIN_RETRY)
                 _kubernetes_settings(train, platform, mlflow_secret=True)
 
