@@ -5,6 +5,7 @@
     python -m launch schedules apply --target kfp --host URL [--prune] [--dry-run]
     python -m launch schedules apply --target vertex --project P --region R --pipeline-root gs://...
     python -m launch schedules validate
+    python -m launch serve (--model-dir DIR | --registered-model NAME [--alias production]) [--port 8080]
 
 SPEC is a compiled spec: a path, a golden's file name in pipelines/ (``demo_data.yaml`` or
 ``demo_data``) or its pipeline name (``demo-data``).
@@ -293,14 +294,47 @@ def _schedules_validate(args) -> int:
 
 # --------------------------------------------------------------------------- main
 
-COMMANDS: list[Callable] = [register_submit, register_schedules]
+def register_serve(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a model folder or an MLflow registered version locally (KServe v1 and v2)",
+        description="Runs the KServe model server in the runtime image on the host network.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-dir", type=Path, help="model folder in the TF-Serving layout (<dir>/1/...)")
+    source.add_argument("--registered-model", help="MLflow registered model name")
+    parser.add_argument("--alias", default="production", help="alias or version number (registered model)")
+    parser.add_argument("--tracking-uri", default="http://127.0.0.1:5000", help="MLflow tracking URI")
+    parser.add_argument("--name", help="served model name (default: the registered model or folder name)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args) -> int:
+    from launch import local
+
+    name = args.name or args.registered_model or args.model_dir.resolve().name
+    url = local.serve_model(
+        name=name, model_dir=args.model_dir, registered_model=args.registered_model or "",
+        alias=args.alias, tracking_uri=args.tracking_uri, port=args.port,
+    )
+    print(f"serving {name!r} at {url} (container kfp-ct-serve-{name}; stop with docker rm -f)")
+    print(f"  curl {url}/v1/models/{name}")
+    print(f"  curl -X POST {url}/v1/models/{name}:predict -H 'content-type: application/json' "
+          "-d '{\"instances\": [{...feature: value...}]}'")
+    print(f"  curl -X POST {url}/v2/models/{name}/infer -H 'content-type: application/json' "
+          "-d '{\"inputs\": [{\"name\": FEATURE, \"shape\": [1], \"datatype\": \"FP32\", \"data\": [1.0]}]}'")
+    return 0
+
+
+COMMANDS: list[Callable] = [register_submit, register_schedules, register_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m launch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{submit,schedules}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{submit,schedules,serve}")
     for register in COMMANDS:
         register(subparsers)
     return parser

@@ -129,7 +129,7 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _start_container(name: str, command: list[str], mount: Path, health_url: str, timeout: float = 120):
+def _start_container(name: str, command: list[str], mount: Path | None, health_url: str, timeout=180.0):
     """(Re)starts a long-lived container of the runtime image on the host network."""
     client = docker.from_env()
     try:
@@ -143,7 +143,7 @@ def _start_container(name: str, command: list[str], mount: Path, health_url: str
         detach=True,
         network_mode="host",
         user=f"{os.getuid()}:{os.getgid()}",
-        volumes={str(mount): {"bind": str(mount), "mode": "rw"}},
+        volumes={str(mount): {"bind": str(mount), "mode": "rw"}} if mount else None,
         restart_policy={"Name": "unless-stopped"},
     )
     deadline = time.monotonic() + timeout
@@ -192,6 +192,37 @@ def ensure_model_server(serving_dir: Path, port: int = 8080, name: str = "kfp-ct
         "--serving-dir", str(serving_dir), "--http-port", str(port),
     ]
     _start_container(name, command, serving_dir, f"{url}/v2/health/ready")
+    return url
+
+
+def serve_model(
+    *,
+    name: str,
+    model_dir: Path | None = None,
+    registered_model: str = "",
+    alias: str = "production",
+    tracking_uri: str = "",
+    port: int = 8080,
+) -> str:
+    """Serves a model folder, or an MLflow registered version (alias or number), with the KServe
+    model server in the runtime image on ``port`` (v1 and v2 protocols). Returns its URL."""
+    if (model_dir is None) == (not registered_model):
+        raise ValueError("give exactly one of a model folder or a registered model name")
+    url = f"http://127.0.0.1:{port}"
+    command = ["python", "-m", "components.deploy_model.server"]
+    command += ["--model-name", name, "--http-port", str(port)]
+    mount = None
+    if model_dir is not None:
+        model_dir = Path(model_dir).resolve()
+        if not model_dir.is_dir():
+            raise ValueError(f"{model_dir} is not a folder")
+        command += ["--model-dir", str(model_dir)]
+        mount = model_dir
+    else:
+        if not tracking_uri:
+            raise ValueError("serving a registered model needs the MLflow tracking URI")
+        command += ["--registered-model", registered_model, "--alias", alias, "--tracking-uri", tracking_uri]
+    _start_container(f"kfp-ct-serve-{name}", command, mount, f"{url}/v2/health/ready")
     return url
 
 

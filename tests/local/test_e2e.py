@@ -126,3 +126,14 @@ def test_c_worse_candidate_is_not_blessed_and_production_keeps_serving(env):
     assert result.gate("deployment-is-healthy") is None
     assert local.mlflow_alias_version(env["mlflow"], MODEL, "production") == "1"
     assert predict(env["url"], INSTANCE) == env["served_before"]
+
+
+def test_d_the_production_version_can_be_served_from_the_registry(env):
+    port = free_port()
+    url = local.serve_model(
+        name=MODEL, registered_model=MODEL, alias="production", tracking_uri=env["mlflow"], port=port
+    )
+    try:
+        assert predict(url, INSTANCE) == env["served_before"]
+    finally:
+        local.stop_container(f"kfp-ct-serve-{MODEL}")
