@@ -100,34 +100,38 @@ def _validate(
 
 
 class _Throughput:
-    """Training-only wall time per epoch (validation excluded), as a Keras callback."""
+    """Training examples/s, as a Keras callback: training time only (validation excluded),
+    and without the first epoch of an attempt (it also traces and compiles the train step)
+    when later epochs ran."""
 
-    def __init__(self):
+    def __init__(self, examples_per_epoch: int):
         import keras
 
         outer = self
-        self.seconds = 0.0
-        self.epochs = 0
+        self.examples_per_epoch = examples_per_epoch
+        self.epoch_seconds: list[float] = []
+        self._start = None
 
         class Timer(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
                 outer._start = time.perf_counter()
-                outer._open = True
 
             def on_test_begin(self, logs=None):
                 outer._stop()
 
             def on_epoch_end(self, epoch, logs=None):
                 outer._stop()
-                outer.epochs += 1
 
-        self._open = False
         self.callback = Timer()
 
     def _stop(self):
-        if self._open:
-            self.seconds += time.perf_counter() - self._start
-            self._open = False
+        if self._start is not None:
+            self.epoch_seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def examples_per_second(self) -> float:
+        steady = self.epoch_seconds[1:] or self.epoch_seconds
+        return round(self.examples_per_epoch * len(steady) / sum(steady), 1) if steady else 0.0
 
 
 def run(
@@ -282,7 +286,7 @@ def run(
         tracker = MlflowRun(tracking_uri, mlflow_experiment, checkpoint_dir)
         tracker.log_start(params, tags)
 
-    throughput = _Throughput()
+    throughput = _Throughput(len(y_train))
     training_log = os.path.join(checkpoint_dir, TRAINING_LOG)
     fit_callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(checkpoint_dir, BACKUP_SUBDIR)),
@@ -306,6 +310,7 @@ def run(
             train_ds,
             validation_data=eval_ds,
             epochs=epochs,
+            steps_per_epoch=_data.steps_per_epoch(len(y_train), global_batch),
             callbacks=fit_callbacks,
             verbose=verbose,
         )
@@ -325,9 +330,7 @@ def run(
             "train_loss": float(history.history["loss"][-1]) if history.epoch else float("nan"),
             "epochs": epochs_run,
             "epochs_this_attempt": len(history.epoch),
-            "examples_per_second": round(len(y_train) * throughput.epochs / throughput.seconds, 1)
-            if throughput.seconds
-            else 0.0,
+            "examples_per_second": throughput.examples_per_second(),
             "train_rows": len(train_df),
             "eval_rows": len(eval_df),
         }
