@@ -109,6 +109,17 @@ def _number(text: str):
     return text
 
 
+def _key_metrics(result: local.RunResult) -> str:
+    """The candidate's headline metrics from its blessing report (a local file here)."""
+    record = result.gate("model-is-blessed")
+    if not record or not Path(record.get("report_uri", "")).is_file():
+        return "-"
+    details = json.loads(Path(record["report_uri"]).read_text()).get("details", {})
+    metrics = details.get("candidate", {}).get("metrics", {})
+    shown = [m for m in ("roc_auc", "accuracy", "macro_f1", "rmse", "r2") if m in metrics][:2]
+    return ", ".join(f"{m} {metrics[m]:.3f}" for m in shown) or "-"
+
+
 def _gate_cell(result: local.RunResult, gate: str) -> str:
     record = result.gate(gate)
     if record is None:
@@ -172,14 +183,19 @@ def main(argv: list[str] | None = None) -> int:
 def _summary_table(results, root: Path, mlflow_uri: str, model: str, serving_url: str, label: str,
                    seconds: float) -> str:
     lines = ["", "=" * 100, "SUMMARY", "=" * 100,
-             "| run | data-is-valid | model-is-blessed | deployment-is-healthy | time | record |",
-             "|---|---|---|---|---|---|"]
+             "| run | data-is-valid | model-is-blessed | deployment-is-healthy | key metrics | time "
+             "| record |",
+             "|---|---|---|---|---|---|---|"]
     for title, _, result in results:
         record = root / "run-records" / result.job_id
         lines.append(
             f"| {title} | {_gate_cell(result, 'data-is-valid')} | {_gate_cell(result, 'model-is-blessed')} | "
-            f"{_gate_cell(result, 'deployment-is-healthy')} | {result.seconds:.0f} s | {record} |"
+            f"{_gate_cell(result, 'deployment-is-healthy')} | {_key_metrics(result)} | "
+            f"{result.seconds:.0f} s | {record} |"
         )
+    for title, _, result in results:
+        steps = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in result.steps.items())
+        lines.append(f"{title}: steps: {steps}")
     for title, _, result in results:
         for gate in ("data-is-valid", "model-is-blessed", "deployment-is-healthy"):
             record = result.gate(gate) or {}

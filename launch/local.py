@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -83,6 +84,7 @@ class RunResult:
     records: dict = field(default_factory=dict)
     error: str = ""
     seconds: float = 0.0
+    steps: dict = field(default_factory=dict)  # task name -> wall seconds
 
     def gate(self, name: str) -> dict | None:
         return self.records.get(name)
@@ -90,6 +92,28 @@ class RunResult:
     @property
     def summary(self) -> dict:
         return self.records.get("summary", {})
+
+
+class _StepTimer(logging.Filter):
+    """Times each task from kfp.local's own log lines ("Executing task 'x'" ... "Task 'x'
+    finished with status ..."). A filter on the root logger, because kfp.local swaps the root
+    logger's handlers while it runs."""
+
+    _line = re.compile(r"^(?:Executing task '(?P<start>[^']+)'|Task '(?P<end>[^']+)' finished with status)")
+    _ansi = re.compile(r"\x1b\[[0-9;]*m")
+
+    def __init__(self):
+        super().__init__()
+        self.started: dict[str, float] = {}
+        self.steps: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = self._line.match(self._ansi.sub("", record.getMessage()))
+        if match and match["start"]:
+            self.started[match["start"]] = record.created
+        elif match and match["end"] in self.started:
+            self.steps[match["end"]] = round(record.created - self.started[match["end"]], 1)
+        return True
 
 
 def run_pipeline(name: str, pipeline_root: Path, **arguments) -> RunResult:
@@ -103,11 +127,15 @@ def run_pipeline(name: str, pipeline_root: Path, **arguments) -> RunResult:
     pipeline = load_pipeline(name)
     start = time.monotonic()
     error = ""
+    timer = _StepTimer()
+    logging.getLogger().addFilter(timer)
     try:
         pipeline(**arguments)
     except Exception as exc:  # noqa: BLE001 - reported with the run's record
         error = f"{type(exc).__name__}: {exc}"
         logger.error("pipeline %s failed: %s", name, error)
+    finally:
+        logging.getLogger().removeFilter(timer)
     seconds = time.monotonic() - start
     new = sorted(set(os.listdir(records_root)) - before) if records_root.is_dir() else []
     job_id = new[-1] if new else ""
@@ -115,7 +143,7 @@ def run_pipeline(name: str, pipeline_root: Path, **arguments) -> RunResult:
     if job_id:
         for path in sorted((records_root / job_id).glob("*.json")):
             records[path.stem] = json.loads(path.read_text())
-    return RunResult(job_id=job_id, records=records, error=error, seconds=seconds)
+    return RunResult(job_id=job_id, records=records, error=error, seconds=seconds, steps=timer.steps)
 
 
 # ---------------------------------------------------------------------------- local services

@@ -95,6 +95,7 @@ def test_a_good_data_is_registered_promoted_and_served(env):
     assert result.gate("model-is-blessed")["passed"], result.gate("model-is-blessed")
     assert result.gate("deployment-is-healthy")["passed"], result.gate("deployment-is-healthy")
     assert result.summary["state"] == "SUCCEEDED"
+    assert {"validate-data", "train-model", "evaluate-model", "deploy-model"} <= set(result.steps)
 
     version = local.mlflow_alias_version(env["mlflow"], MODEL, "production")
     assert version == local.mlflow_alias_version(env["mlflow"], MODEL, "candidate") == "1"
