@@ -19,10 +19,15 @@ On CPU (the default here):
 
     bash scripts/in-runtime.sh python bench/training.py > bench/results/training.md
 
-On a GPU machine, in the GPU trainer image (``scripts/build-images.sh --gpu``):
+On a GPU machine, in the GPU trainer image (``images.TRAINER_GPU``, built by
+``scripts/build-images.sh --gpu``), from the repository root:
 
     docker run --rm --gpus all -v "$PWD:/src:ro" -w /src -e PYTHONPATH=/src \\
-        kfp-ct-trainer-gpu:0.1.0 python bench/training.py > bench/results/training-gpu.md
+        "$(python3 -c 'import runpy; print(runpy.run_path("components/images.py")["TRAINER_GPU"])')" \\
+        python bench/training.py > bench/results/training-gpu.md
+
+There the hardware plan picks the GPU (mixed_float16 on compute capability >= 7.0; the table
+shows strategy and precision), and the ratio says whether the CPU-side pipeline keeps the GPU fed.
 
 Options: ``--rows``, ``--epochs``, ``--batch-sizes 128,512``, ``--rounds``, ``--output PATH``.
 The Markdown goes to stdout (or ``--output PATH``); logs go to stderr.
@@ -79,8 +84,10 @@ def pipeline_ratio(rows: int, batch_size: int, rounds: int, epochs_per_round: in
     import tensorflow as tf
 
     from components.make_demo_data import runtime as demo
-    from components.train_model import _data, _features, _model
+    from components.train_model import _data, _features, _hardware, _model
 
+    # The hardware plan train_model would use (on a GPU: its strategy and mixed precision).
+    strategy = _hardware.apply(_hardware.plan(*_hardware.detect()))
     keras.utils.set_random_seed(0)
     df = demo.generate(rows, seed=0)
     specs = _features.feature_specs(
@@ -88,8 +95,9 @@ def pipeline_ratio(rows: int, batch_size: int, rounds: int, epochs_per_round: in
     )
     target = _features.resolve_target(df[demo.LABEL], demo.LABEL)
     x, y = _data.feature_arrays(df, specs), target.encode(df[demo.LABEL])
-    model = _model.build(specs, x, target, hidden_units=[64, 32], dropout=0.1, seed=0)
-    _model.compile_model(model, target, 0.003)
+    with strategy.scope():
+        model = _model.build(specs, x, target, hidden_units=[64, 32], dropout=0.1, seed=0)
+        _model.compile_model(model, target, 0.003)
 
     real = _data.make_dataset(x, y, batch_size, training=True, seed=0)
     steps = _data.steps_per_epoch(len(y), batch_size)
@@ -121,6 +129,8 @@ def pipeline_ratio(rows: int, batch_size: int, rounds: int, epochs_per_round: in
     for _ in range(rounds):
         measured["real"].append(steps_per_second(real))
         measured["cached"].append(steps_per_second(cached))
+    per_round = {k: [round(v) for v in vs] for k, vs in measured.items()}
+    logger.info("batch %d steps/s per round: %s", batch_size, per_round)
     real_sps, cached_sps = float(np.median(measured["real"])), float(np.median(measured["cached"]))
     return {
         "steps_per_epoch": steps,
@@ -144,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=5, help="epochs of the end-to-end run")
     parser.add_argument("--batch-sizes", default="128,512")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating real/cached rounds")
+    parser.add_argument("--rounds", type=int, default=9, help="alternating real/cached rounds")
     parser.add_argument("--epochs-per-round", type=int, default=6)
     parser.add_argument("--output", help="write the Markdown here instead of stdout")
     parser.add_argument("--measure", type=int, default=0, help=argparse.SUPPRESS)
