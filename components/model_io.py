@@ -50,70 +50,39 @@ def _is_remote(uri: str) -> bool:
     return uri.startswith(_REMOTE_SCHEMES)
 
 
-def _file_format(uri: str) -> str:
-    lowered = uri.lower().rstrip("/")
-    if lowered.endswith((".parquet", ".pq")):
-        return "parquet"
-    if lowered.endswith((".csv", ".csv.gz")):
-        return "csv"
-    return ""
-
-
-def _open(uri: str):
-    """A binary input stream for a local path or a gs:// / s3:// URI (pyarrow filesystems)."""
-    if not _is_remote(uri):
-        return open(uri, "rb")
-    from pyarrow import fs
-
-    try:
-        filesystem, path = fs.FileSystem.from_uri(uri)
-    except Exception as exc:  # pyarrow raises ArrowInvalid / ArrowNotImplementedError
-        raise ValueError(f"cannot open {uri!r}: no filesystem for this URI ({exc})") from exc
-    return filesystem.open_input_file(path)
-
-
 def read_frame(uri: str) -> pd.DataFrame:
-    """Reads a CSV or Parquet file (chosen by the extension) into a DataFrame.
+    """Reads a CSV or Parquet file into a DataFrame, typed exactly as compute_statistics reads
+    it (``components.tfdv_io``), so the data gate, training and evaluation see the same columns.
 
     Args:
-        uri: Local path, or a gs:// / s3:// URI (read through pyarrow's filesystems, which use
-            the environment's default credentials). A local folder is read as partitioned
-            Parquet. A file without a known extension is sniffed (Parquet magic bytes, else CSV).
+        uri: Local path, or a gs:// / s3:// URI (pyarrow's filesystems, with the environment's
+            default credentials). A local folder is read as partitioned Parquet. A file without
+            an extension is sniffed (Parquet magic bytes, else CSV).
 
     Raises:
-        FileNotFoundError: the local file does not exist.
-        ValueError: the URI scheme has no filesystem, or the file cannot be parsed.
+        ValueError: no URI given.
+        tfdv_io.DataReadError: the file is missing, empty, or not CSV/Parquet (a ValueError).
     """
+    from components import tfdv_io
+
     if not uri:
         raise ValueError("no data URI given")
-    if not _is_remote(uri):
-        if os.path.isdir(uri):
-            return pd.read_parquet(uri)
-        if not os.path.exists(uri):
-            raise FileNotFoundError(f"data file {uri!r} does not exist")
-    file_format = _file_format(uri)
-    if not file_format:
-        with _open(uri) as stream:
-            file_format = "parquet" if stream.read(4) == b"PAR1" else "csv"
-    try:
-        with _open(uri) as stream:
-            if file_format == "parquet":
-                return pd.read_parquet(stream)
-            return pd.read_csv(stream, compression="gzip" if uri.endswith(".gz") else None)
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"cannot read {uri!r} as {file_format}: {exc}") from exc
+    if not _is_remote(uri) and os.path.isdir(uri):
+        return pd.read_parquet(uri)
+    return tfdv_io.read_table(tfdv_io.locate_data(uri), allow_empty=True).to_pandas()
 
 
 def file_sha256(uri: str) -> str:
     """sha256 of a data file's bytes (of every file, in sorted order, for a local folder)."""
+    from components import tfdv_io
+
     digest = hashlib.sha256()
     paths = [uri]
     if not _is_remote(uri) and os.path.isdir(uri):
         paths = sorted(os.path.join(root, name) for root, _, names in os.walk(uri) for name in names)
     for path in paths:
-        with _open(path) as stream:
+        filesystem, inner = tfdv_io.filesystem_for(path)
+        with filesystem.open_input_stream(inner) as stream:
             while chunk := stream.read(1 << 20):
                 digest.update(chunk)
     return digest.hexdigest()

@@ -18,7 +18,7 @@ _EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
-class DataReadError(Exception):
+class DataReadError(ValueError):
     """An input (data file, statistics, schema) is missing, empty or not in a readable format."""
 
 
@@ -115,13 +115,14 @@ def locate_data(uri: str) -> DataFile:
     return DataFile(uri=uri, path=path, filesystem=filesystem, size=size, format=fmt)
 
 
-def read_table(data: DataFile):
+def read_table(data: DataFile, *, allow_empty: bool = False):
     """Reads a CSV or Parquet file into a pyarrow Table with TFDV-friendly column types.
 
     CSV columns get the types TFDV's own CSV decoder would give them: int64 when every
     non-empty value is an integer, float64 when every one is a number, string otherwise (an
     int column with a "25 years" in it is a string column, not a crash). Parquet columns keep
-    their types, normalised by ``normalize``.
+    their types, normalised by ``normalize``. A header without rows is an error unless
+    ``allow_empty`` (the caller then says what an empty table means for it).
     """
     import pyarrow as pa
 
@@ -139,7 +140,7 @@ def read_table(data: DataFile):
         raise DataReadError(f"cannot read {data.format.upper()} file {data.uri!r}: {exc}") from exc
     if table.num_columns == 0:
         raise DataReadError(f"data file {data.uri!r} has no columns")
-    if table.num_rows == 0:
+    if table.num_rows == 0 and not allow_empty:
         raise DataReadError(f"data file {data.uri!r} has a header but no rows")
     return normalize(table)
 

@@ -17,6 +17,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def _no_mlflow_uri_leaks():
+    """mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI to the process environment; a
+    test that talked to a server must not make later tests see one configured."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        del os.environ[key]
+    os.environ.update(before)
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real MLflow tracking server (sqlite backend, proxied local artifact store) on localhost.

@@ -106,10 +106,10 @@ def test_read_frame_csv_parquet_sniffed_and_folder(tmp_path):
 
 
 def test_read_frame_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ValueError, match="does not exist"):
         model_io.read_frame(str(tmp_path / "missing.csv"))
     (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="not a Parquet file"):
         model_io.read_frame(str(tmp_path / "broken.parquet"))
     with pytest.raises(ValueError, match="no data URI"):
         model_io.read_frame("")
