@@ -90,6 +90,8 @@ def build(platform: str):
         accelerator_count: int = 1,
         train_cpu: str = "4",
         train_memory: str = "16Gi",
+        train_node_selector: dict = {},  # noqa: B006
+        train_tolerations: list = [],  # noqa: B006
         thresholds: dict = {"auc": 0.7},  # noqa: B006
         change_thresholds: dict = {"auc": 0.01},  # noqa: B006
         max_latency_p95_ms: float = 100.0,
@@ -131,6 +133,10 @@ def build(platform: str):
             accelerator_count: GPUs for training; 0 trains on CPU.
             train_cpu: CPU request of the training task.
             train_memory: Memory request of the training task.
+            train_node_selector: Kubeflow only: node labels for the training pod, e.g.
+                {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"} (Vertex ignores it).
+            train_tolerations: Kubeflow only: tolerations for the training pod, e.g.
+                [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
             thresholds: Absolute bounds the candidate must meet, e.g. {"auc": 0.7}.
             change_thresholds: Largest allowed degradation vs production, e.g. {"auc": 0.01}.
             max_latency_p95_ms: Largest allowed p95 single-example prediction latency.
@@ -203,6 +209,9 @@ def build(platform: str):
                 train.register_pipeline_channels(resource_parameters)
                 train.set_retry(**TRAIN_RETRY)
                 _kubernetes_settings(train, platform, mlflow_secret=True)
+                if on_kubeflow:
+                    kubernetes.add_node_selector_json(train, train_node_selector)
+                    kubernetes.add_toleration_json(train, train_tolerations)
 
                 evaluation = evaluate_model(
                     model=train.outputs["model"],

@@ -94,8 +94,12 @@ def test_vertex_variant_is_one_document_and_kubeflow_has_kubernetes_settings():
     kubeflow = load("training")
     assert len(kubeflow) == 2
     executors = kubeflow[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    secrets = executors["exec-train-model"]["secretAsEnv"]
-    assert secrets[0]["secretName"] == "mlflow-tracking" and secrets[0]["optional"] is True
+    train = executors["exec-train-model"]
+    assert train["secretAsEnv"][0]["secretName"] == "mlflow-tracking"
+    assert train["secretAsEnv"][0]["optional"] is True
+    node_selector = train["nodeSelector"]["nodeSelectorJson"]["componentInputParameter"]
+    assert node_selector.endswith("train_node_selector")
+    assert train["tolerations"][0]["tolerationJson"]["componentInputParameter"].endswith("train_tolerations")
 
 
 def test_drift_pipeline_retrains_only_when_drift_is_detected():
