@@ -36,9 +36,9 @@ NETWORK_RETRY = dict(num_retries=3, backoff_duration="30s", backoff_factor=2.0, 
 TRAIN_RETRY = dict(num_retries=2, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="600s")
 
 
-def _kubernetes_settings(task, platform: str, *, mlflow_secret: bool = False, minio: bool = False):
+def kubernetes_settings(task, enabled: bool, *, mlflow_secret: bool = False, minio: bool = False):
     """Kubeflow-only pod settings; Vertex gets none (they would add a second YAML document)."""
-    if platform != KUBEFLOW:
+    if not enabled:
         return task
     if mlflow_secret:
         # Optional: a cluster can provide the tracking URI (and credentials) as a secret.
@@ -63,11 +63,17 @@ def _kubernetes_settings(task, platform: str, *, mlflow_secret: bool = False, mi
     return task
 
 
-def build(platform: str):
-    """Returns the training pipeline for ``platform`` ("kubeflow" or "vertex")."""
+def build(platform: str, *, pod_settings: bool | None = None):
+    """Returns the training pipeline for ``platform`` ("kubeflow" or "vertex").
+
+    ``pod_settings`` (default: on Kubeflow) adds the kfp-kubernetes pod settings. A pipeline
+    that nests this one turns them off: kfp 2.17 merges a nested pipeline's platform settings
+    in protobuf-map order, which lands them on the wrong tasks when executor names collide.
+    """
     if platform not in DEFAULT_ACCELERATOR:
         raise ValueError(f"platform must be 'kubeflow' or 'vertex', got {platform!r}")
     on_kubeflow = platform == KUBEFLOW
+    pod_settings = on_kubeflow if pod_settings is None else pod_settings
 
     def training(
         data_uri: str,
@@ -153,7 +159,7 @@ def build(platform: str):
         """
         summary = summarize_run(record_dir=RECORD_DIR, webhook_url=webhook_url)
         summary.set_caching_options(False).set_retry(**NETWORK_RETRY)
-        _kubernetes_settings(summary, platform, minio=True)
+        kubernetes_settings(summary, pod_settings, minio=True)
 
         with dsl.ExitHandler(summary, name="run-summary"):
             baseline = resolve_baseline(
@@ -164,7 +170,7 @@ def build(platform: str):
             )
             # Production moves between runs: never cache a lookup of it.
             baseline.set_caching_options(False).set_retry(**NETWORK_RETRY)
-            _kubernetes_settings(baseline, platform, mlflow_secret=True)
+            kubernetes_settings(baseline, pod_settings, mlflow_secret=True)
 
             statistics = compute_statistics(data_uri=data_uri, categorical_columns=categorical_columns)
             statistics.set_retry(**NETWORK_RETRY)
@@ -183,7 +189,7 @@ def build(platform: str):
                 serving_statistics_uri=serving_statistics_uri,
                 first_run_policy=first_run_policy,
             )
-            _record(validation.outputs["report"], "data-is-valid", platform)
+            _record(validation.outputs["report"], "data-is-valid", pod_settings)
 
             with dsl.If(validation.outputs["Output"] == True, name="data-is-valid"):  # noqa: E712
                 train = train_model(
@@ -208,8 +214,8 @@ def build(platform: str):
                 resource_parameters = [accelerator_type, accelerator_count, train_cpu, train_memory]
                 train.register_pipeline_channels(resource_parameters)
                 train.set_retry(**TRAIN_RETRY)
-                _kubernetes_settings(train, platform, mlflow_secret=True)
-                if on_kubeflow:
+                kubernetes_settings(train, pod_settings, mlflow_secret=True)
+                if pod_settings:
                     kubernetes.add_node_selector_json(train, train_node_selector)
                     kubernetes.add_toleration_json(train, train_tolerations)
 
@@ -227,8 +233,8 @@ def build(platform: str):
                 )
                 # The baseline is whatever serves now: not cacheable.
                 evaluation.set_caching_options(False).set_retry(**NETWORK_RETRY)
-                _kubernetes_settings(evaluation, platform, mlflow_secret=True)
-                _record(evaluation.outputs["blessing"], "model-is-blessed", platform)
+                kubernetes_settings(evaluation, pod_settings, mlflow_secret=True)
+                _record(evaluation.outputs["blessing"], "model-is-blessed", pod_settings)
 
                 with dsl.If(evaluation.outputs["Output"] == True, name="model-is-blessed"):  # noqa: E712
                     registration = register_model(
@@ -242,7 +248,7 @@ def build(platform: str):
                         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                     )
                     registration.set_caching_options(False).set_retry(**NETWORK_RETRY)
-                    _kubernetes_settings(registration, platform, mlflow_secret=True)
+                    kubernetes_settings(registration, pod_settings, mlflow_secret=True)
 
                     deployment = deploy_model(
                         model=train.outputs["model"],
@@ -260,15 +266,15 @@ def build(platform: str):
                     # Deploying is an action on live traffic: never cached. It rolls back by
                     # itself; a retry would repeat a rollout, so it is not retried either.
                     deployment.set_caching_options(False)
-                    _kubernetes_settings(deployment, platform, mlflow_secret=True)
-                    _record(deployment.outputs["verdict"], "deployment-is-healthy", platform)
+                    kubernetes_settings(deployment, pod_settings, mlflow_secret=True)
+                    _record(deployment.outputs["verdict"], "deployment-is-healthy", pod_settings)
 
     training.__name__ = "training" if on_kubeflow else "training_vertex"
     name = "training" if on_kubeflow else "training-vertex"
     return dsl.pipeline(name=name)(training)
 
 
-def _record(report, gate: str, platform: str):
+def _record(report, gate: str, pod_settings: bool):
     task = record_verdict(report=report, record_dir=RECORD_DIR, gate=gate)
     task.set_caching_options(False).set_retry(**NETWORK_RETRY)
-    return _kubernetes_settings(task, platform, minio=True)
+    return kubernetes_settings(task, pod_settings, minio=True)
