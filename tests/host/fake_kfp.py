@@ -20,35 +20,15 @@ import email.policy
 import itertools
 import json
 import re
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+from fake_http import ApiError, RecordingServer, Request
 
 API = "/apis/v2beta1"
 _EQUALS = (1, "EQUALS")
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any = None  # parsed JSON body
-    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # multipart uploads
-
-    def param(self, name: str, default: str | None = None) -> str | None:
-        return self.query.get(name, [default])[0]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def _now() -> str:
@@ -80,13 +60,13 @@ def _check_robfig_cron(cron: str) -> None:
                     raise ApiError(400, f"Invalid cron expression {cron!r}: {value} beyond [{low}, {high}]")
 
 
-class FakeKfp:
+class FakeKfp(RecordingServer):
     """The fake server; start with ``with FakeKfp() as kfp`` (binds 127.0.0.1, free port)."""
 
     def __init__(self, *, max_page_size: int = 100, multi_user: bool = False):
         self.max_page_size = max_page_size
         self.multi_user = multi_user
-        self.requests: list[Request] = []
+        super().__init__()
         self.pipelines: dict[str, dict] = {}
         self.versions: dict[str, dict] = {}
         self.version_files: dict[str, bytes] = {}  # version id -> uploaded bytes
@@ -94,57 +74,9 @@ class FakeKfp:
         self.runs: dict[str, dict] = {}
         self.recurring_runs: dict[str, dict] = {}
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    def __enter__(self) -> FakeKfp:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def do_GET(self):
-                fake._handle(self)
-
-            def do_POST(self):
-                fake._handle(self)
-
-            def do_DELETE(self):
-                fake._handle(self)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        serve = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02})
-        serve.daemon = True
-        serve.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    # ------------------------------------------------------------------ helpers for tests
-
-    def calls(self, method: str | None = None, path: str | None = None) -> list[Request]:
-        """Recorded requests, optionally filtered by method and a path regex."""
-        return [
-            r for r in self.requests
-            if (method is None or r.method == method) and (path is None or re.search(path, r.path))
-        ]
-
-    def mutations(self) -> list[Request]:
-        """Requests that change server state (everything but GET)."""
-        return [r for r in self.requests if r.method != "GET"]
-
-    def clear(self) -> None:
-        self.requests.clear()
 
     def add_recurring_run(self, **fields) -> dict:
         """Seeds a recurring run as if created by someone else (e.g. in the UI)."""

@@ -14,11 +14,10 @@ import datetime
 import itertools
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from fake_kfp import ApiError, Request
+from fake_http import ApiError, RecordingServer, Request
 
 _LOCATION = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 
@@ -27,61 +26,14 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class FakeVertex:
+class FakeVertex(RecordingServer):
     def __init__(self, *, max_page_size: int = 100):
         self.max_page_size = max_page_size
-        self.requests: list[Request] = []
+        super().__init__()
         self.pipeline_jobs: dict[str, dict] = {}
         self.schedules: dict[str, dict] = {}
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
-    def __enter__(self) -> FakeVertex:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                fake._handle(self)
-
-            def do_POST(self):
-                fake._handle(self)
-
-            def do_PATCH(self):
-                fake._handle(self)
-
-            def do_DELETE(self):
-                fake._handle(self)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        serve = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02})
-        serve.daemon = True
-        serve.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def calls(self, method: str | None = None, path: str | None = None) -> list[Request]:
-        return [
-            r for r in self.requests
-            if (method is None or r.method == method) and (path is None or re.search(path, r.path))
-        ]
-
-    def mutations(self) -> list[Request]:
-        return [r for r in self.requests if r.method != "GET"]
-
-    def clear(self) -> None:
-        self.requests.clear()
 
     def add_schedule(self, project: str, location: str, **fields) -> dict:
         """Seeds a schedule as if created elsewhere (console, another tool)."""
