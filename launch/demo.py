@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     serving_url = f"http://127.0.0.1:{args.serving_port}"
     results = []
     for title, data in runs:
-        endpoint = serving_url if local._healthy(f"{serving_url}/v2/health/ready") else ""
+        endpoint = serving_url if local.answers(f"{serving_url}/v2/health/ready") else ""
         logger.info("running the training pipeline on %s (%s) ...", title, data)
         result = local.run_pipeline(
             "training", root,
@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         state = result.summary.get("state", result.error or "?")
         logger.info("%s: %s in %.0f s", title, state, result.seconds)
-        if (result.gate("deployment-is-healthy") or {}).get("passed"):
+        if (result.gate("deployment-is-healthy") or {}).get("passed") and not endpoint:
+            # A running server was already told to reload by deploy_model; else start one.
             local.ensure_model_server(serving_dir, port=args.serving_port)
         results.append((title, data, result))
 
@@ -210,7 +211,7 @@ def _summary_table(results, root: Path, mlflow_uri: str, model: str, serving_url
     candidate = local.mlflow_alias_version(mlflow_uri, model, "candidate")
     lines += ["", f"MLflow UI:            {mlflow_uri}  (model '{model}': production -> version "
               f"{production or '-'}, candidate -> version {candidate or '-'})"]
-    served = local._healthy(f"{serving_url}/v2/health/ready")
+    served = local.answers(f"{serving_url}/v2/health/ready")
     if served:
         good = next((d for t, d, r in results if (r.gate("deployment-is-healthy") or {}).get("passed")), None)
         if good is not None:

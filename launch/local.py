@@ -149,7 +149,8 @@ def run_pipeline(name: str, pipeline_root: Path, **arguments) -> RunResult:
 # ---------------------------------------------------------------------------- local services
 
 
-def _healthy(url: str) -> bool:
+def answers(url: str) -> bool:
+    """True when ``url`` answers HTTP 200 within two seconds."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
@@ -175,7 +176,7 @@ def _start_container(name: str, command: list[str], mount: Path | None, health_u
         restart_policy={"Name": "unless-stopped"},
     )
     deadline = time.monotonic() + timeout
-    while not _healthy(health_url):
+    while not answers(health_url):
         container.reload()
         if container.status == "exited" or time.monotonic() > deadline:
             logs = container.logs(tail=30).decode(errors="replace")
@@ -195,7 +196,7 @@ def ensure_mlflow(root: Path, port: int = 5000, name: str = "kfp-ct-mlflow") -> 
     """A real MLflow tracking server (sqlite backend, local artifact store under ``root``) on
     ``port``; reused when one already answers there. Returns its URI."""
     uri = f"http://127.0.0.1:{port}"
-    if _healthy(f"{uri}/health"):
+    if answers(f"{uri}/health"):
         return uri
     root = Path(root).resolve()
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
