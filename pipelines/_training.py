@@ -63,6 +63,13 @@ def kubernetes_settings(task, enabled: bool, *, mlflow_secret: bool = False, min
     return task
 
 
+def live(task, pod_settings: bool, **settings):
+    """A step that reads or changes live state (MLflow, storage, production): never cached,
+    retried with backoff, with its Kubeflow pod settings (see kubernetes_settings)."""
+    task.set_caching_options(False).set_retry(**NETWORK_RETRY)
+    return kubernetes_settings(task, pod_settings, **settings)
+
+
 def build(platform: str, *, pod_settings: bool | None = None):
     """Returns the training pipeline for ``platform`` ("kubeflow" or "vertex").
 
@@ -158,8 +165,7 @@ def build(platform: str, *, pod_settings: bool | None = None):
             webhook_url: When set, the run summary is POSTed there.
         """
         summary = summarize_run(record_dir=RECORD_DIR, webhook_url=webhook_url)
-        summary.set_caching_options(False).set_retry(**NETWORK_RETRY)
-        kubernetes_settings(summary, pod_settings, minio=True)
+        live(summary, pod_settings, minio=True)
 
         with dsl.ExitHandler(summary, name="run-summary"):
             baseline = resolve_baseline(
@@ -168,9 +174,7 @@ def build(platform: str, *, pod_settings: bool | None = None):
                 schema_uri=schema_uri,
                 statistics_uri=previous_statistics_uri,
             )
-            # Production moves between runs: never cache a lookup of it.
-            baseline.set_caching_options(False).set_retry(**NETWORK_RETRY)
-            kubernetes_settings(baseline, pod_settings, mlflow_secret=True)
+            live(baseline, pod_settings, mlflow_secret=True)  # production moves between runs
 
             statistics = compute_statistics(data_uri=data_uri, categorical_columns=categorical_columns)
             statistics.set_retry(**NETWORK_RETRY)
@@ -231,9 +235,7 @@ def build(platform: str, *, pod_settings: bool | None = None):
                     kserve_service=service_name,
                     kserve_namespace=namespace,
                 )
-                # The baseline is whatever serves now: not cacheable.
-                evaluation.set_caching_options(False).set_retry(**NETWORK_RETRY)
-                kubernetes_settings(evaluation, pod_settings, mlflow_secret=True)
+                live(evaluation, pod_settings, mlflow_secret=True)  # its baseline is what serves now
                 _record(evaluation.outputs["blessing"], "model-is-blessed", pod_settings)
 
                 with dsl.If(evaluation.outputs["Output"] == True, name="model-is-blessed"):  # noqa: E712
@@ -247,8 +249,7 @@ def build(platform: str, *, pod_settings: bool | None = None):
                         registered_model_name=registered_model_name,
                         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                     )
-                    registration.set_caching_options(False).set_retry(**NETWORK_RETRY)
-                    kubernetes_settings(registration, pod_settings, mlflow_secret=True)
+                    live(registration, pod_settings, mlflow_secret=True)
 
                     deployment = deploy_model(
                         model=train.outputs["model"],
@@ -275,6 +276,4 @@ def build(platform: str, *, pod_settings: bool | None = None):
 
 
 def _record(report, gate: str, pod_settings: bool):
-    task = record_verdict(report=report, record_dir=RECORD_DIR, gate=gate)
-    task.set_caching_options(False).set_retry(**NETWORK_RETRY)
-    return kubernetes_settings(task, pod_settings, minio=True)
+    return live(record_verdict(report=report, record_dir=RECORD_DIR, gate=gate), pod_settings, minio=True)

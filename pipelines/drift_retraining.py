@@ -8,7 +8,7 @@ its own gates) only when the data moved past the thresholds.
 from kfp import dsl
 
 from components import compute_statistics, infer_schema, resolve_baseline, validate_data
-from pipelines._training import KUBEFLOW, NETWORK_RETRY, build, kubernetes_settings
+from pipelines._training import KUBEFLOW, NETWORK_RETRY, build, live
 
 # The nested training pipeline carries no kfp-kubernetes pod settings (see build()).
 training = build(KUBEFLOW, pod_settings=False)
@@ -50,8 +50,7 @@ def drift_retraining(
     baseline = resolve_baseline(
         mlflow_tracking_uri=mlflow_tracking_uri, registered_model_name=registered_model_name
     )
-    baseline.set_caching_options(False).set_retry(**NETWORK_RETRY)
-    kubernetes_settings(baseline, True, mlflow_secret=True)
+    live(baseline, True, mlflow_secret=True)
     statistics = compute_statistics(data_uri=recent_data_uri).set_retry(**NETWORK_RETRY)
     schema = infer_schema(
         statistics=statistics.outputs["statistics"],
