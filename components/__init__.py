@@ -18,6 +18,7 @@ __all__ = [
     "compute_statistics",
     "deploy_model",
     "evaluate_model",
+    "fingerprint_data",
     "infer_schema",
     "make_demo_data",
     "record_verdict",
@@ -32,6 +33,7 @@ if _dsl is not None and hasattr(_dsl, "component"):
     from components.compute_statistics.component import compute_statistics
     from components.deploy_model.component import deploy_model
     from components.evaluate_model.component import evaluate_model
+    from components.fingerprint_data.component import fingerprint_data
     from components.infer_schema.component import infer_schema
     from components.make_demo_data.component import make_demo_data
     from components.record_verdict.component import record_verdict

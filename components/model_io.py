@@ -15,12 +15,11 @@ The model contract (``train_model`` writes it):
   ``[None, n_classes]`` in the metadata's ``classes`` order; regression -> value ``[None]``.
 
 Public API (stable): ``read_frame``, ``load``, ``predict``; helpers ``version_dir``,
-``serving_inputs``, ``to_tensors``, ``file_sha256``.
+``serving_inputs``, ``to_tensors``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from typing import Any
@@ -35,8 +34,6 @@ OUTPUT_KEY = "predictions"
 MISSING_INT = -1
 """What a missing integer-coded category becomes (int64 has no NaN); training does the same."""
 
-_REMOTE_SCHEMES = ("gs://", "s3://", "hdfs://", "viewfs://")
-
 
 class ModelNotFoundError(FileNotFoundError):
     """The model folder holds no numeric version folder with a saved_model.pb."""
@@ -46,46 +43,27 @@ class FeatureMismatchError(ValueError):
     """The frame lacks features the model's serving signature requires."""
 
 
-def _is_remote(uri: str) -> bool:
-    return uri.startswith(_REMOTE_SCHEMES)
-
-
 def read_frame(uri: str) -> pd.DataFrame:
     """Reads a CSV or Parquet file into a DataFrame, typed exactly as compute_statistics reads
     it (``components.tfdv_io``), so the data gate, training and evaluation see the same columns.
 
     Args:
-        uri: Local path, or a gs:// / s3:// URI (pyarrow's filesystems, with the environment's
-            default credentials). A local folder is read as partitioned Parquet. A file without
-            an extension is sniffed (Parquet magic bytes, else CSV).
+        uri: Any location ``components.uri`` opens (local, gs://, /gcs/, s3://, minio://).
+            A local folder is read as partitioned Parquet. A file without an extension is
+            sniffed (Parquet magic bytes, else CSV).
 
     Raises:
         ValueError: no URI given.
         tfdv_io.DataReadError: the file is missing, empty, or not CSV/Parquet (a ValueError).
     """
-    from components import tfdv_io
+    from components import tfdv_io, uris
 
     if not uri:
         raise ValueError("no data URI given")
-    if not _is_remote(uri) and os.path.isdir(uri):
-        return pd.read_parquet(uri)
+    local = uris.local_path(uri)
+    if local is not None and os.path.isdir(local):
+        return pd.read_parquet(local)
     return tfdv_io.read_table(tfdv_io.locate_data(uri), allow_empty=True).to_pandas()
-
-
-def file_sha256(uri: str) -> str:
-    """sha256 of a data file's bytes (of every file, in sorted order, for a local folder)."""
-    from components import tfdv_io
-
-    digest = hashlib.sha256()
-    paths = [uri]
-    if not _is_remote(uri) and os.path.isdir(uri):
-        paths = sorted(os.path.join(root, name) for root, _, names in os.walk(uri) for name in names)
-    for path in paths:
-        filesystem, inner = tfdv_io.filesystem_for(path)
-        with filesystem.open_input_stream(inner) as stream:
-            while chunk := stream.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def version_dir(model_dir: str) -> str:

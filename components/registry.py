@@ -18,9 +18,55 @@ class RegistryUnavailable(RuntimeError):
     """The MLflow tracking server did not answer after retries."""
 
 
-def resolve_tracking_uri(tracking_uri: str = "") -> str:
-    """The explicit URI, else ``MLFLOW_TRACKING_URI`` (e.g. from a Kubernetes secret), else ""."""
-    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+TRACKING_SECRET = "mlflow-tracking"
+"""The Kubernetes secret that gives tasks MLflow: its keys are the environment variables MLflow
+reads, mapped one to one (manifests/mlflow creates it; the Kubeflow specs mount it)."""
+TRACKING_SECRET_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+LINEAGE_FILES = {
+    "schema": "lineage/schema.pbtxt",
+    "statistics": "lineage/statistics.pb",
+    "anomalies": "lineage/anomalies.pbtxt",
+    "eval_data": "lineage/eval_data.parquet",
+    "blessing": "lineage/blessing.json",
+}
+"""What register_model stores with each model version (in the registration run's artifacts),
+so the next run and the serving side read it from MLflow, never from a pipeline root that a
+lifecycle rule may have emptied. The version's tag ``<name>_uri`` holds ``runs:/<run>/<file>``."""
+
+
+def lineage_tag(name: str) -> str:
+    """The model-version tag that holds where lineage file ``name`` is stored."""
+    return f"{name}_uri"
+
+
+class TrackingUriMissing(RuntimeError):
+    """MLflow is needed but no tracking URI reached the task."""
+
+
+def resolve_tracking_uri(tracking_uri: str = "", *, required_for: str = "") -> str:
+    """The explicit URI, else ``MLFLOW_TRACKING_URI`` (e.g. from the Kubernetes secret).
+
+    With ``required_for`` (what needs MLflow), a missing URI raises TrackingUriMissing naming
+    the secret and its key, so "no registry configured" is never mistaken for a first run;
+    otherwise "" is returned.
+    """
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri and required_for:
+        raise TrackingUriMissing(
+            f"{required_for} needs MLflow, but no tracking URI reached this task: pass "
+            f"mlflow_tracking_uri, or on Kubernetes create the secret {TRACKING_SECRET!r} with the "
+            f"key 'MLFLOW_TRACKING_URI' in the pipeline's namespace (see manifests/mlflow)"
+        )
+    return uri
+
+
+def use(tracking_uri: str) -> None:
+    """Makes ``tracking_uri`` this process's MLflow, for the URI layer's ``runs:/`` and
+    ``models:/`` reads (which use ``MLFLOW_TRACKING_URI``); "" keeps the environment's."""
+    if tracking_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
 
 
 def client(tracking_uri: str, *, attempts: int = 5, first_delay: float = 1.0):
@@ -67,6 +113,12 @@ def version_by_alias(tracking_uri: str, name: str, alias: str):
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
         raise
+
+
+def version_source(tracking_uri: str, name: str, version: str) -> str:
+    """Where MLflow's artifact store holds a registered version's SavedModel folder."""
+    uri = resolve_tracking_uri(tracking_uri, required_for=f"model {name} version {version}")
+    return client(uri).get_model_version_download_uri(name, version)
 
 
 def download_model(tracking_uri: str, name: str, alias_or_version: str, dst_dir: str) -> str:

@@ -1,21 +1,20 @@
-"""Reading data files and TFDV artifacts from artifact paths or URIs (local, gs://, s3://).
+"""Reading data files and TFDV artifacts from artifact paths or URIs (every scheme of
+``components.uri``: local, gs://, /gcs/, s3://, minio://, MLflow's runs:/ and models:/).
 
 Shared by the data-validation components (compute_statistics, infer_schema, validate_data).
-Plain Python: imports pyarrow and TFDV lazily, never kfp. Remote URIs go through pyarrow's
-filesystems (GCS, S3), so they work wherever pyarrow has credentials for them.
+Plain Python: imports pyarrow and TFDV lazily, never kfp.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
+
+from components import uris
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("csv", "parquet")
 _EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-_REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
 class DataReadError(ValueError):
@@ -34,7 +33,7 @@ class DataFile:
 
     @property
     def is_local(self) -> bool:
-        return not _REMOTE.match(self.uri) or self.uri.startswith("file://")
+        return uris.is_local(self.uri)
 
 
 def one_source(path: str, uri: str, what: str, required: bool = True) -> str:
@@ -53,15 +52,11 @@ def one_source(path: str, uri: str, what: str, required: bool = True) -> str:
 
 
 def filesystem_for(uri: str):
-    """Returns (pyarrow filesystem, path inside it) for a local path or a remote URI."""
-    from pyarrow import fs
-
-    if not _REMOTE.match(uri):
-        return fs.LocalFileSystem(), uri
+    """(pyarrow filesystem, path inside it) through the URI layer; failures are DataReadErrors."""
     try:
-        return fs.FileSystem.from_uri(uri)
-    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for unknown schemes, credentials
-        raise DataReadError(f"cannot open {uri!r}: {exc}") from exc
+        return uris.filesystem_for(uri)
+    except uris.UriError as exc:
+        raise DataReadError(str(exc)) from exc
 
 
 def read_bytes(uri: str, what: str = "input") -> bytes:
@@ -76,12 +71,6 @@ def read_bytes(uri: str, what: str = "input") -> bytes:
     if not data:
         raise DataReadError(f"{what} {uri!r} is empty")
     return data
-
-
-def write_bytes(uri: str, data: bytes) -> None:
-    filesystem, path = filesystem_for(uri)
-    with filesystem.open_output_stream(path) as stream:
-        stream.write(data)
 
 
 def locate_data(uri: str) -> DataFile:
@@ -208,12 +197,13 @@ def load_statistics(uri: str, what: str = "statistics"):
             return stats
     except Exception:  # noqa: BLE001 - not a binary proto: try the other encodings
         pass
-    if _REMOTE.match(uri) and not uri.startswith("file://"):
+    local = uris.local_path(uri) or (filesystem_for(uri)[1] if uri.startswith(uris.MLFLOW_SCHEMES) else None)
+    if local is None:
         raise DataReadError(f"{what} {uri!r} is not a binary DatasetFeatureStatisticsList proto")
     import tensorflow_data_validation as tfdv
 
     try:
-        stats = tfdv.load_statistics(uri)  # TFRecord, then text proto
+        stats = tfdv.load_statistics(local)  # TFRecord, then text proto
     except Exception as exc:
         raise DataReadError(
             f"{what} {uri!r} is not a DatasetFeatureStatisticsList (binary, TFRecord or text proto)"

@@ -8,12 +8,16 @@ build one variant.
 """
 
 
+from types import SimpleNamespace
+
 from kfp import dsl, kubernetes
+from kfp.dsl.pipeline_channel import PipelineChannel
 
 from components import (
     compute_statistics,
     deploy_model,
     evaluate_model,
+    fingerprint_data,
     images,
     infer_schema,
     record_verdict,
@@ -23,6 +27,7 @@ from components import (
     train_model,
     validate_data,
 )
+from components.registry import TRACKING_SECRET, TRACKING_SECRET_KEYS
 
 KUBEFLOW, VERTEX = "kubeflow", "vertex"
 DEFAULT_ACCELERATOR = {KUBEFLOW: "nvidia.com/gpu", VERTEX: "NVIDIA_TESLA_T4"}
@@ -41,15 +46,13 @@ def kubernetes_settings(task, enabled: bool, *, mlflow_secret: bool = False, min
     if not enabled:
         return task
     if mlflow_secret:
-        # Optional: a cluster can provide the tracking URI (and credentials) as a secret.
+        # The one secret contract (components.registry, manifests/mlflow): keys are MLflow's
+        # own variable names. Optional, so a run that passes mlflow_tracking_uri needs none;
+        # a task that needs MLflow and gets no URI fails naming the secret and its key.
         kubernetes.use_secret_as_env(
             task,
-            secret_name="mlflow-tracking",
-            secret_key_to_env={
-                "uri": "MLFLOW_TRACKING_URI",
-                "username": "MLFLOW_TRACKING_USERNAME",
-                "password": "MLFLOW_TRACKING_PASSWORD",
-            },
+            secret_name=TRACKING_SECRET,
+            secret_key_to_env={key: key for key in TRACKING_SECRET_KEYS},
             optional=True,
         )
     if minio:
@@ -70,17 +73,12 @@ def live(task, pod_settings: bool, **settings):
     return kubernetes_settings(task, pod_settings, **settings)
 
 
-def build(platform: str, *, pod_settings: bool | None = None):
-    """Returns the training pipeline for ``platform`` ("kubeflow" or "vertex").
-
-    ``pod_settings`` (default: on Kubeflow) adds the kfp-kubernetes pod settings. A pipeline
-    that nests this one turns them off: kfp 2.17 merges a nested pipeline's platform settings
-    in protobuf-map order, which lands them on the wrong tasks when executor names collide.
-    """
+def build(platform: str):
+    """Returns the training pipeline for ``platform`` ("kubeflow" or "vertex"); Kubeflow's
+    gets the kfp-kubernetes pod settings (secrets, node selector, tolerations)."""
     if platform not in DEFAULT_ACCELERATOR:
         raise ValueError(f"platform must be 'kubeflow' or 'vertex', got {platform!r}")
-    on_kubeflow = platform == KUBEFLOW
-    pod_settings = on_kubeflow if pod_settings is None else pod_settings
+    on_kubeflow = pod_settings = platform == KUBEFLOW
 
     def training(
         data_uri: str,
@@ -89,6 +87,7 @@ def build(platform: str, *, pod_settings: bool | None = None):
         exclude_features: list = [],  # noqa: B006
         categorical_columns: list = [],  # noqa: B006
         timestamp_column: str = "",
+        snapshot_uri: str = "",
         schema_uri: str = "",
         previous_statistics_uri: str = "",
         serving_statistics_uri: str = "",
@@ -105,8 +104,8 @@ def build(platform: str, *, pod_settings: bool | None = None):
         train_memory: str = "16Gi",
         train_node_selector: dict = {},  # noqa: B006
         train_tolerations: list = [],  # noqa: B006
-        thresholds: dict = {"auc": 0.7},  # noqa: B006
-        change_thresholds: dict = {"auc": 0.01},  # noqa: B006
+        thresholds: dict = {},  # noqa: B006
+        change_thresholds: dict = {},  # noqa: B006
         max_latency_p95_ms: float = 100.0,
         baseline_source: str = "mlflow",
         mlflow_tracking_uri: str = "",
@@ -126,12 +125,15 @@ def build(platform: str, *, pod_settings: bool | None = None):
         before registration and deployment. An exit handler always writes a run summary.
 
         Args:
-            data_uri: Training data, CSV or Parquet (local path, gs:// or s3://).
+            data_uri: Training data, CSV or Parquet (local path, gs://, s3:// or minio://); a
+                fixed URI whose content changes is fine: the data is fingerprinted each run.
             label: The label column.
             features: Feature columns; empty means every column but the label and timestamp.
             exclude_features: Columns never to use as features (e.g. ones that leak the label).
             categorical_columns: Integer-coded columns to treat as categories.
             timestamp_column: When set, the evaluation split is the most recent rows.
+            snapshot_uri: When set, the data is copied once to an immutable, content-addressed
+                place under it and the run reads that copy (reproducible lineage).
             schema_uri: A curated schema (text proto); empty uses production's, or infers one.
             previous_statistics_uri: Statistics to measure drift against; empty uses production's.
             serving_statistics_uri: Statistics of serving data, to measure training/serving skew.
@@ -151,7 +153,9 @@ def build(platform: str, *, pod_settings: bool | None = None):
             train_tolerations: Kubeflow only: tolerations for the training pod, e.g.
                 [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
             thresholds: Absolute bounds the candidate must meet, e.g. {"auc": 0.7}.
-            change_thresholds: Largest allowed degradation vs production, e.g. {"auc": 0.01}.
+            change_thresholds: Largest allowed degradation vs production, e.g. {"auc": 0.02};
+                the task's primary metric (ROC AUC, accuracy, RMSE) is always limited to a
+                0.01 drop (RMSE: 1 %) unless named here.
             max_latency_p95_ms: Largest allowed p95 single-example prediction latency.
             baseline_source: Where the production model comes from: mlflow, kserve or none.
             mlflow_tracking_uri: MLflow tracking URI; empty uses MLFLOW_TRACKING_URI.
@@ -164,9 +168,9 @@ def build(platform: str, *, pod_settings: bool | None = None):
             local_endpoint: For deploy_target=local: the running local model server to reload.
             webhook_url: When set, the run summary is POSTed there.
         """
+        p = SimpleNamespace(**locals())  # first statement: exactly the parameters
         summary = summarize_run(record_dir=RECORD_DIR, webhook_url=webhook_url)
         live(summary, pod_settings, minio=True)
-
         with dsl.ExitHandler(summary, name="run-summary"):
             baseline = resolve_baseline(
                 mlflow_tracking_uri=mlflow_tracking_uri,
@@ -175,105 +179,137 @@ def build(platform: str, *, pod_settings: bool | None = None):
                 statistics_uri=previous_statistics_uri,
             )
             live(baseline, pod_settings, mlflow_secret=True)  # production moves between runs
-
-            statistics = compute_statistics(data_uri=data_uri, categorical_columns=categorical_columns)
-            statistics.set_retry(**NETWORK_RETRY)
-            schema = infer_schema(
-                statistics=statistics.outputs["statistics"],
-                label=label,
-                curated_schema_uri=baseline.outputs["schema_uri"],
-                categorical_columns=categorical_columns,
-                numeric_drift_threshold=numeric_drift_threshold,
-                categorical_drift_threshold=categorical_drift_threshold,
-            )
-            validation = validate_data(
-                statistics=statistics.outputs["statistics"],
-                schema=schema.outputs["schema"],
-                previous_statistics_uri=baseline.outputs["statistics_uri"],
-                serving_statistics_uri=serving_statistics_uri,
-                first_run_policy=first_run_policy,
-            )
-            _record(validation.outputs["report"], "data-is-valid", pod_settings)
-
-            with dsl.If(validation.outputs["Output"] == True, name="data-is-valid"):  # noqa: E712
-                train = train_model(
-                    schema=schema.outputs["schema"],
-                    data_uri=data_uri,
-                    label=label,
-                    features=features,
-                    exclude_features=exclude_features,
-                    categorical_columns=categorical_columns,
-                    timestamp_column=timestamp_column,
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    learning_rate=learning_rate,
-                    hidden_units=hidden_units,
-                    mlflow_tracking_uri=mlflow_tracking_uri,
-                )
-                train.set_container_image(images.TRAINER_GPU)
-                train.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
-                train.set_cpu_request(train_cpu).set_memory_request(train_memory)
-                # kfp 2.17 does not pass parameters used only in resource settings into the
-                # enclosing dsl.If, so the spec would reference undefined inputs: register them.
-                resource_parameters = [accelerator_type, accelerator_count, train_cpu, train_memory]
-                train.register_pipeline_channels(resource_parameters)
-                train.set_retry(**TRAIN_RETRY)
-                kubernetes_settings(train, pod_settings, mlflow_secret=True)
-                if pod_settings:
-                    kubernetes.add_node_selector_json(train, train_node_selector)
-                    kubernetes.add_toleration_json(train, train_tolerations)
-
-                evaluation = evaluate_model(
-                    model=train.outputs["model"],
-                    eval_data=train.outputs["eval_data"],
-                    thresholds=thresholds,
-                    change_thresholds=change_thresholds,
-                    max_latency_p95_ms=max_latency_p95_ms,
-                    baseline_source=baseline_source,
-                    mlflow_tracking_uri=mlflow_tracking_uri,
-                    registered_model_name=registered_model_name,
-                    kserve_service=service_name,
-                    kserve_namespace=namespace,
-                )
-                live(evaluation, pod_settings, mlflow_secret=True)  # its baseline is what serves now
-                _record(evaluation.outputs["blessing"], "model-is-blessed", pod_settings)
-
-                with dsl.If(evaluation.outputs["Output"] == True, name="model-is-blessed"):  # noqa: E712
-                    registration = register_model(
-                        model=train.outputs["model"],
-                        schema=schema.outputs["schema"],
-                        statistics=statistics.outputs["statistics"],
-                        anomalies=validation.outputs["anomalies"],
-                        blessing=evaluation.outputs["blessing"],
-                        mlflow_tracking_uri=mlflow_tracking_uri,
-                        registered_model_name=registered_model_name,
-                        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                    )
-                    live(registration, pod_settings, mlflow_secret=True)
-
-                    deployment = deploy_model(
-                        model=train.outputs["model"],
-                        eval_data=train.outputs["eval_data"],
-                        service_name=service_name,
-                        target=deploy_target,
-                        namespace=namespace,
-                        storage_uri=storage_uri,
-                        local_serving_dir=local_serving_dir,
-                        local_endpoint=local_endpoint,
-                        mlflow_tracking_uri=mlflow_tracking_uri,
-                        registered_model_name=registered_model_name,
-                        model_version=registration.outputs["Output"],
-                    )
-                    # Deploying is an action on live traffic: never cached. It rolls back by
-                    # itself; a retry would repeat a rollout, so it is not retried either.
-                    deployment.set_caching_options(False)
-                    kubernetes_settings(deployment, pod_settings, mlflow_secret=True)
-                    _record(deployment.outputs["verdict"], "deployment-is-healthy", pod_settings)
+            gated_training(p, baseline, pod_settings)
 
     training.__name__ = "training" if on_kubeflow else "training_vertex"
     name = "training" if on_kubeflow else "training-vertex"
     return dsl.pipeline(name=name)(training)
 
+
+
+def gated_training(p, baseline, pod_settings: bool) -> None:
+    """Adds the gated training steps to the pipeline being defined.
+
+    ``p`` holds the training pipeline's parameters (channels, or constants when another
+    pipeline builds these steps); ``baseline`` is the resolve_baseline task whose schema and
+    statistics the data gate uses. Every pipeline that trains builds its steps here.
+    """
+    # Never cached: the data behind a fixed URI changes. Cached steps below take its
+    # fingerprint as an input, so an unchanged file is a cache hit and a changed one a miss.
+    data = live(fingerprint_data(data_uri=p.data_uri, snapshot_uri=p.snapshot_uri), pod_settings, minio=True)
+    statistics = compute_statistics(
+        data_uri=data.outputs["data_uri"],
+        data_fingerprint=data.outputs["fingerprint"],
+        categorical_columns=p.categorical_columns,
+    )
+    statistics.set_retry(**NETWORK_RETRY)
+    kubernetes_settings(statistics, pod_settings, minio=True)
+    schema = infer_schema(
+        statistics=statistics.outputs["statistics"],
+        label=p.label,
+        curated_schema_uri=baseline.outputs["schema_uri"],
+        categorical_columns=p.categorical_columns,
+        numeric_drift_threshold=p.numeric_drift_threshold,
+        categorical_drift_threshold=p.categorical_drift_threshold,
+        mlflow_tracking_uri=p.mlflow_tracking_uri,
+    )
+    kubernetes_settings(schema, pod_settings, mlflow_secret=True)
+    validation = validate_data(
+        statistics=statistics.outputs["statistics"],
+        schema=schema.outputs["schema"],
+        previous_statistics_uri=baseline.outputs["statistics_uri"],
+        serving_statistics_uri=p.serving_statistics_uri,
+        first_run_policy=p.first_run_policy,
+        mlflow_tracking_uri=p.mlflow_tracking_uri,
+    )
+    kubernetes_settings(validation, pod_settings, mlflow_secret=True)
+    _record(validation.outputs["report"], "data-is-valid", pod_settings)
+
+    with dsl.If(validation.outputs["Output"] == True, name="data-is-valid"):  # noqa: E712
+        train = train_model(
+            schema=schema.outputs["schema"],
+            data_uri=data.outputs["data_uri"],
+            data_fingerprint=data.outputs["fingerprint"],
+            label=p.label,
+            features=p.features,
+            exclude_features=p.exclude_features,
+            categorical_columns=p.categorical_columns,
+            timestamp_column=p.timestamp_column,
+            epochs=p.epochs,
+            batch_size=p.batch_size,
+            learning_rate=p.learning_rate,
+            hidden_units=p.hidden_units,
+            mlflow_tracking_uri=p.mlflow_tracking_uri,
+        )
+        train.set_container_image(images.TRAINER_GPU)
+        train.set_accelerator_type(p.accelerator_type).set_accelerator_limit(p.accelerator_count)
+        train.set_cpu_request(p.train_cpu).set_memory_request(p.train_memory)
+        # kfp 2.17 does not pass parameters used only in resource settings into the enclosing
+        # dsl.If, so the spec would reference undefined inputs: register them.
+        resources = [p.accelerator_type, p.accelerator_count, p.train_cpu, p.train_memory]
+        train.register_pipeline_channels([r for r in resources if isinstance(r, PipelineChannel)])
+        train.set_retry(**TRAIN_RETRY)
+        kubernetes_settings(train, pod_settings, mlflow_secret=True, minio=True)
+        if pod_settings:
+            kubernetes.add_node_selector_json(train, p.train_node_selector)
+            kubernetes.add_toleration_json(train, p.train_tolerations)
+
+        evaluation = evaluate_model(
+            model=train.outputs["model"],
+            eval_data=train.outputs["eval_data"],
+            thresholds=p.thresholds,
+            change_thresholds=p.change_thresholds,
+            max_latency_p95_ms=p.max_latency_p95_ms,
+            baseline_source=p.baseline_source,
+            mlflow_tracking_uri=p.mlflow_tracking_uri,
+            registered_model_name=p.registered_model_name,
+            kserve_service=p.service_name,
+            kserve_namespace=p.namespace,
+        )
+        live(evaluation, pod_settings, mlflow_secret=True)  # its baseline is what serves now
+        _record(evaluation.outputs["blessing"], "model-is-blessed", pod_settings)
+
+        with dsl.If(evaluation.outputs["Output"] == True, name="model-is-blessed"):  # noqa: E712
+            registration = register_model(
+                model=train.outputs["model"],
+                schema=schema.outputs["schema"],
+                statistics=statistics.outputs["statistics"],
+                anomalies=validation.outputs["anomalies"],
+                blessing=evaluation.outputs["blessing"],
+                eval_data=train.outputs["eval_data"],
+                mlflow_tracking_uri=p.mlflow_tracking_uri,
+                registered_model_name=p.registered_model_name,
+                pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            )
+            live(registration, pod_settings, mlflow_secret=True)
+
+            deployment = deploy_model(
+                model=train.outputs["model"],
+                eval_data=train.outputs["eval_data"],
+                service_name=p.service_name,
+                target=p.deploy_target,
+                namespace=p.namespace,
+                storage_uri=p.storage_uri,
+                local_serving_dir=p.local_serving_dir,
+                local_endpoint=p.local_endpoint,
+                mlflow_tracking_uri=p.mlflow_tracking_uri,
+                registered_model_name=p.registered_model_name,
+                model_version=registration.outputs["Output"],
+            )
+            # Deploying is an action on live traffic: never cached. It rolls back by itself; a
+            # retry would repeat a rollout, so it is not retried either.
+            deployment.set_caching_options(False)
+            kubernetes_settings(deployment, pod_settings, mlflow_secret=True)
+            _record(deployment.outputs["verdict"], "deployment-is-healthy", pod_settings)
+
+
+def defaults(pipeline) -> dict:
+    """The default value of every parameter of a compiled-in pipeline, by name."""
+    return {
+        name: spec.default
+        for name, spec in pipeline.component_spec.inputs.items()
+        if spec.default is not None
+    }
 
 def _record(report, gate: str, pod_settings: bool):
     return live(record_verdict(report=report, record_dir=RECORD_DIR, gate=gate), pod_settings, minio=True)

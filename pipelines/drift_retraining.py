@@ -1,17 +1,36 @@
 """Drift-triggered retraining for Kubeflow Pipelines (golden: drift_retraining.yaml).
 
 Run it on a schedule over recent serving data: it always records drift and skew scores
-against the statistics production was trained on, and runs the whole training pipeline (with
-its own gates) only when the data moved past the thresholds.
+against the statistics production was trained on, and runs the gated training steps (with
+their own gates) only when the data moved past the thresholds.
 """
+
+from types import SimpleNamespace
 
 from kfp import dsl
 
-from components import compute_statistics, infer_schema, resolve_baseline, validate_data
-from pipelines._training import KUBEFLOW, NETWORK_RETRY, build, live
+from components import (
+    compute_statistics,
+    fingerprint_data,
+    infer_schema,
+    resolve_baseline,
+    summarize_run,
+    validate_data,
+)
+from pipelines import training as training_pipeline
+from pipelines._training import (
+    NETWORK_RETRY,
+    RECORD_DIR,
+    defaults,
+    gated_training,
+    kubernetes_settings,
+    live,
+)
 
-# The nested training pipeline carries no kfp-kubernetes pod settings (see build()).
-training = build(KUBEFLOW, pod_settings=False)
+# The training steps are built here by the same function as in the training pipeline (not
+# nested: kfp 2.17 merges a nested pipeline's pod settings onto the wrong tasks), with the
+# training pipeline's defaults for what this pipeline does not expose.
+TRAINING_DEFAULTS = defaults(training_pipeline.training)
 
 
 @dsl.pipeline(name="drift-retraining")
@@ -45,40 +64,39 @@ def drift_retraining(
         service_name: The InferenceService name.
         namespace: Kubernetes namespace of the InferenceService.
         accelerator_count: GPUs for retraining; 0 trains on CPU.
-        webhook_url: When set, the retraining run's summary is POSTed there.
+        webhook_url: When set, the run summary is POSTed there.
     """
-    baseline = resolve_baseline(
-        mlflow_tracking_uri=mlflow_tracking_uri, registered_model_name=registered_model_name
-    )
-    live(baseline, True, mlflow_secret=True)
-    statistics = compute_statistics(data_uri=recent_data_uri).set_retry(**NETWORK_RETRY)
-    schema = infer_schema(
-        statistics=statistics.outputs["statistics"],
-        label=label,
-        curated_schema_uri=baseline.outputs["schema_uri"],
-        numeric_drift_threshold=numeric_drift_threshold,
-        categorical_drift_threshold=categorical_drift_threshold,
-    )
-    drift = validate_data(
-        statistics=statistics.outputs["statistics"],
-        schema=schema.outputs["schema"],
-        previous_statistics_uri=baseline.outputs["statistics_uri"],
-        environment=environment,
-        first_run_policy="pass",
-    )
-    # Its drift_metrics output records every feature's score on every run, drift or not.
-    drift.set_display_name("measure-drift")
-    with dsl.If(drift.outputs["Output"] == False, name="drift-detected"):  # noqa: E712
-        training(
-            data_uri=training_data_uri,
+    p = SimpleNamespace(**{**TRAINING_DEFAULTS, **locals(), "data_uri": training_data_uri})
+    summary = live(summarize_run(record_dir=RECORD_DIR, webhook_url=webhook_url), True, minio=True)
+    with dsl.ExitHandler(summary, name="run-summary"):
+        baseline = resolve_baseline(
+            mlflow_tracking_uri=mlflow_tracking_uri, registered_model_name=registered_model_name
+        )
+        live(baseline, True, mlflow_secret=True)
+        recent = live(fingerprint_data(data_uri=recent_data_uri), True, minio=True)
+        statistics = compute_statistics(
+            data_uri=recent.outputs["data_uri"], data_fingerprint=recent.outputs["fingerprint"]
+        )
+        kubernetes_settings(statistics.set_retry(**NETWORK_RETRY), True, minio=True)
+        schema = infer_schema(
+            statistics=statistics.outputs["statistics"],
             label=label,
+            curated_schema_uri=baseline.outputs["schema_uri"],
             numeric_drift_threshold=numeric_drift_threshold,
             categorical_drift_threshold=categorical_drift_threshold,
             mlflow_tracking_uri=mlflow_tracking_uri,
-            registered_model_name=registered_model_name,
-            deploy_target=deploy_target,
-            service_name=service_name,
-            namespace=namespace,
-            accelerator_count=accelerator_count,
-            webhook_url=webhook_url,
         )
+        kubernetes_settings(schema, True, mlflow_secret=True)
+        drift = validate_data(
+            statistics=statistics.outputs["statistics"],
+            schema=schema.outputs["schema"],
+            previous_statistics_uri=baseline.outputs["statistics_uri"],
+            environment=environment,
+            first_run_policy="pass",
+            mlflow_tracking_uri=mlflow_tracking_uri,
+        )
+        kubernetes_settings(drift, True, mlflow_secret=True)
+        # Its drift_metrics output records every feature's score on every run, drift or not.
+        drift.set_display_name("measure-drift")
+        with dsl.If(drift.outputs["Output"] == False, name="drift-detected"):  # noqa: E712
+            gated_training(p, baseline, pod_settings=True)

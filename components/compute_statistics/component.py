@@ -11,6 +11,7 @@ def compute_statistics(
     statistics: Output[Artifact],
     data: Input[Dataset] = None,
     data_uri: str = "",
+    data_fingerprint: str = "",
     engine: str = "auto",
     in_memory_max_mb: int = 256,
     # kfp compiles literal defaults into the spec; the body never mutates them.
@@ -26,6 +27,9 @@ def compute_statistics(
         data: Dataset artifact (``.csv`` or ``.parquet``; a file without an extension is
             sniffed). Give this or data_uri.
         data_uri: The dataset as a local path or gs:// / s3:// URI, instead of data.
+        data_fingerprint: fingerprint_data's fingerprint of data_uri: part of this step's
+            cache key (a changed file at the same URI is not a cache hit), recorded in the
+            metadata.
         engine: "auto" chooses by file size (see in_memory_max_mb), "in_memory" reads the file
             with pyarrow and runs tfdv.generate_statistics_from_dataframe, "beam" runs an
             Apache Beam pipeline (for data that does not fit in memory).
@@ -42,6 +46,7 @@ def compute_statistics(
     from components.compute_statistics import runtime
 
     logging.basicConfig(level=logging.INFO)
+    statistics.metadata.update(data_fingerprint=data_fingerprint)
     statistics.metadata.update(
         runtime.run(
             output_path=statistics.path,

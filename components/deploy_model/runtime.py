@@ -32,21 +32,6 @@ GATE = "deployment-is-healthy"
 TARGETS = ("local", "kserve")
 PRODUCTION_ALIAS = "production"
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_SCHEMES = ("gs://", "s3://", "pvc://", "http://", "https://", "hf://", "oci://", "hdfs://", "webhdfs://")
-
-
-def kserve_storage_uri(uri: str) -> str:
-    """A storageUri KServe's storage initializer reads; KFP's minio:// artifacts become s3://."""
-    if uri.startswith("minio://"):
-        return "s3://" + uri[len("minio://") :]
-    if uri.startswith(_SCHEMES) or uri.startswith("azure://") or ".blob.core.windows.net" in uri:
-        return uri
-    raise ValueError(
-        f"storage URI {uri!r} is not one KServe can read (gs://, s3://, pvc://, https://, ...): "
-        "a local artifact path only works for target='local'; pass storage_uri"
-    )
-
-
 def _validate(
     *,
     service_name,
@@ -133,7 +118,7 @@ def run(
     """Deploys and smoke-tests; writes ``deployment_dir`` (deployment.json, inferenceservice.yaml),
     the Markdown report and, when ``verdict_path`` is given, the JSON verdict. Returns (healthy,
     deployment metadata)."""
-    from components import model_io
+    from components import model_io, registry, uris
     from components.deploy_model import _local, _smoke, kserve
 
     _validate(
@@ -150,7 +135,10 @@ def run(
     mode = kserve.normalize_mode(deployment_mode)
     uri = storage_uri or model_uri
     if target == "kserve":
-        uri = kserve_storage_uri(uri)
+        if not storage_uri and registered_model_name:
+            # The registered copy in MLflow's artifact store outlives the run's pipeline root.
+            uri = registry.version_source(mlflow_tracking_uri, registered_model_name, str(model_version))
+        uri = uris.for_kserve(uri)
     desired = kserve.render(
         name=service_name,
         namespace=namespace,

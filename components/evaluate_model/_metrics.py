@@ -24,7 +24,12 @@ METRICS = {
 HIGHER_IS_BETTER = frozenset(
     {"roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "macro_f1", "r2"}
 )
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "rmse", "mae"})
+PRIMARY = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
+"""The metric a candidate may never be clearly worse than production on, unless the user says
+so by naming it in change_thresholds (see ``change_limits``)."""
+DEFAULT_MAX_DROP = 0.01
+"""Allowed degradation of the primary metric: absolute for scores in [0, 1] (ROC AUC,
+accuracy), relative to production's value for RMSE (its scale is the label's)."""
 ALIASES = {
     "auc": "roc_auc",
     "auroc": "roc_auc",
@@ -39,6 +44,17 @@ ALIASES = {
 _EPS = 1e-7
 _ECE_BINS = 10
 _MAX_ROC_POINTS = 200
+
+
+def change_limits(task: str, change_thresholds: dict, baseline: dict) -> dict:
+    """The allowed degradation of each metric vs production: the user's, plus the task's
+    primary metric at DEFAULT_MAX_DROP when the user did not name it."""
+    limits = dict(change_thresholds)
+    primary = PRIMARY[task]
+    if primary not in limits:
+        scale = abs(baseline[primary]) if primary in ("rmse",) else 1.0
+        limits[primary] = DEFAULT_MAX_DROP * scale
+    return limits
 
 
 def canonical(metric: str) -> str:

@@ -65,7 +65,10 @@ def evaluate_model(
             binary roc_auc (alias auc), pr_auc, accuracy, precision, recall, f1, log_loss,
             brier, ece; multiclass accuracy, macro_f1, log_loss; regression rmse, mae, r2.
         change_thresholds: Largest allowed degradation vs the baseline {metric: amount}, e.g.
-            {"roc_auc": 0.01}, measured in the metric's bad direction.
+            {"roc_auc": 0.01}, measured in the metric's bad direction. The task's primary
+            metric (binary roc_auc, multiclass accuracy, regression rmse) is always checked:
+            unless named here it may drop by at most 0.01 (rmse: 1 % of production's); name
+            it with a large amount to allow a worse model explicitly.
         baseline_source: Where the baseline comes from: "mlflow" (registry alias), "uri"
             (baseline_model_uri), "kserve" (the live InferenceService's storageUri) or "none".
         baseline_model_uri: Baseline model folder (local or gs://) for baseline_source="uri".

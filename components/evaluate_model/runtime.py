@@ -95,7 +95,8 @@ def run(
             (roc_auc, accuracy, f1, r2, ...), maximum for lower-is-better ones (log_loss, rmse,
             mae, brier, ece). ``auc`` means ``roc_auc``.
         change_thresholds: Largest allowed degradation vs the baseline ``{metric: amount}``,
-            in the metric's units and in its bad direction.
+            in the metric's units and in its bad direction; the primary metric is always
+            limited (``_metrics.change_limits``).
         baseline_source: mlflow (registry alias), uri (``baseline_model_uri``), kserve (the live
             InferenceService's storageUri) or none.
         on_baseline_error: fail (raise ``BaselineUnavailableError``) or first_run (record a WARN
@@ -210,7 +211,7 @@ def run(
     for metric, bound in thresholds.items():
         _checks.absolute(verdict, metric, candidate[metric], bound)
     if baseline is not None:
-        for metric, allowed in change_thresholds.items():
+        for metric, allowed in _metrics.change_limits(task, change_thresholds, baseline).items():
             _checks.change(verdict, metric, candidate[metric], baseline[metric], allowed)
 
     spread = _probes.spread(task, candidate_pred, y)

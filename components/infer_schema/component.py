@@ -25,6 +25,7 @@ def infer_schema(
     max_string_domain_size: int = 100,
     unbounded_columns: list = [],  # noqa: B006
     numeric_drift_histogram: str = "quantiles",
+    mlflow_tracking_uri: str = "",
 ):
     """Uses the curated TFDV schema, or infers one from the statistics for review and commit.
 
@@ -61,12 +62,16 @@ def infer_schema(
             counters); time-like names (time, date, timestamp, *_ts, *_at) are included.
         numeric_drift_histogram: Histograms the Jensen-Shannon comparators compare: "quantiles"
             (robust to outliers and heavy tails) or "standard" (TFDV's equal-width default).
+        mlflow_tracking_uri: MLflow server for reading baseline URIs stored in MLflow (runs:/,
+            models:/, as resolve_baseline returns them); empty uses MLFLOW_TRACKING_URI.
     """
     import logging
 
+    from components import registry
     from components.infer_schema import runtime
 
     logging.basicConfig(level=logging.INFO)
+    registry.use(mlflow_tracking_uri)
     schema.metadata.update(
         runtime.run(
             statistics_path=statistics.path,

@@ -1,7 +1,7 @@
 """KFP interface of register_model."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
 from components import images
 
@@ -16,17 +16,20 @@ def register_model(
     statistics: Input[Artifact] = None,
     anomalies: Input[Artifact] = None,
     blessing: Input[Artifact] = None,
+    eval_data: Input[Dataset] = None,
     pipeline_run_id: str = "",
     alias: str = "candidate",
     experiment: str = "continuous-training",
 ) -> str:
     """Registers the blessed SavedModel as a new version of an MLflow registered model.
 
-    The model folder (TF-Serving layout) is logged as the run artifact "model"; the new version
-    carries lineage tags (training data hash and URI, statistics/anomalies/blessing URIs, the
-    evaluation summary, pipeline run id, image version) and the alias ``alias``. Aliases only,
-    never the deprecated stages. An unreachable server is retried with backoff, then the
-    component fails naming the URI.
+    The model folder (TF-Serving layout) is logged as the run artifact "model". Schema,
+    statistics, anomalies, evaluation data and blessing are stored with the version in MLflow
+    (the pipeline root is scratch space: the next run and the serving side read them from
+    MLflow); the version's tags point there and carry the training data's URI and fingerprint,
+    the evaluation summary, pipeline run id and image version. The alias ``alias`` moves to
+    it. Aliases only, never the deprecated stages. An unreachable server is retried with
+    backoff, then the component fails naming the URI.
 
     Args:
         model: The trained model (folder with ``1/saved_model.pb``; metadata holds data_hash
@@ -36,12 +39,15 @@ def register_model(
         registered_model_name: Name of the registered model in MLflow.
         mlflow_tracking_uri: MLflow tracking URI; empty uses the MLFLOW_TRACKING_URI env var
             (e.g. from a Kubernetes secret).
-        schema: Optional schema the data was validated against; its URI is recorded as a tag
+        schema: Optional schema the data was validated against; stored with the version
             (resolve_baseline reads it back for the next run's data gate).
-        statistics: Optional training data statistics; its URI is recorded as a tag.
-        anomalies: Optional data validation anomalies; its URI is recorded as a tag.
-        blessing: Optional model-is-blessed verdict (JSON); its outcome, summary and check
-            values become tags. A failed blessing is refused.
+        statistics: Optional training data statistics; stored with the version (the next
+            run's drift baseline).
+        anomalies: Optional data validation anomalies; stored with the version.
+        blessing: Optional model-is-blessed verdict (JSON); stored with the version, and its
+            outcome, summary and check values become tags. A failed blessing is refused.
+        eval_data: Optional held-out evaluation rows; stored with the version (the reference
+            for monitoring and reproduction).
         pipeline_run_id: The pipeline run id, recorded as a tag (e.g. dsl.PIPELINE_JOB_ID_PLACEHOLDER).
         alias: Alias moved to the new version ("candidate"; deploy_model moves "production").
         experiment: MLflow experiment of the registration run.
@@ -54,6 +60,10 @@ def register_model(
     from components.register_model import runtime
 
     logging.basicConfig(level=logging.INFO)
+    lineage = dict(
+        schema=schema, statistics=statistics, anomalies=anomalies, blessing=blessing, eval_data=eval_data
+    )
+    given = {name: artifact for name, artifact in lineage.items() if artifact is not None}
     result = runtime.run(
         model_dir=model.path,
         model_metadata=dict(model.metadata),
@@ -61,11 +71,8 @@ def register_model(
         registered_model_name=registered_model_name,
         mlflow_tracking_uri=mlflow_tracking_uri,
         experiment=experiment,
-        schema_uri=schema.uri if schema else "",
-        statistics_uri=statistics.uri if statistics else "",
-        anomalies_uri=anomalies.uri if anomalies else "",
-        blessing_path=blessing.path if blessing else "",
-        blessing_uri=blessing.uri if blessing else "",
+        lineage_paths={name: a.path for name, a in given.items()},
+        pipeline_artifact_uris={name: a.uri for name, a in given.items()},
         pipeline_run_id=pipeline_run_id,
         alias=alias,
         output_path=registered.path,

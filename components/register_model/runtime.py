@@ -2,9 +2,11 @@
 
 The model folder (TF-Serving layout, ``1/saved_model.pb``) is logged unchanged as the artifact
 ``model`` of a run in ``experiment``; a registered-model version is created from that artifact
-(so ``registry.download_model`` returns a folder KServe/TF Serving can serve), with lineage tags
-(training data hash and URI, statistics/anomalies/blessing URIs, the evaluation summary, the
-pipeline run id, the image version), and ``alias`` (default ``candidate``) is moved to it.
+(so ``registry.download_model`` returns a folder KServe/TF Serving can serve). What a later run
+or the serving side needs (schema, training statistics, anomalies, evaluation data, the
+blessing) is stored with it (``registry.LINEAGE_FILES``), and the version's tags point there
+(``runs:/...``), next to the training data's URI and fingerprint, the pipeline run id, the
+image version and the evaluation summary. ``alias`` (default ``candidate``) moves to it.
 Aliases only: the deprecated stages are never used.
 """
 
@@ -14,6 +16,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,17 @@ def _evaluation_tags(blessing: dict) -> dict[str, str]:
     return tags
 
 
+def _log_as(path: str, artifact_file: str) -> None:
+    """Logs one local file under the exact artifact name ``artifact_file``."""
+    import mlflow
+
+    folder, name = os.path.split(artifact_file)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = os.path.join(tmp, name)
+        shutil.copyfile(path, target)
+        mlflow.log_artifact(target, artifact_path=folder)
+
+
 def run(
     *,
     model_dir: str,
@@ -56,11 +71,8 @@ def run(
     registered_model_name: str,
     mlflow_tracking_uri: str = "",
     experiment: str = "continuous-training",
-    schema_uri: str = "",
-    statistics_uri: str = "",
-    anomalies_uri: str = "",
-    blessing_path: str = "",
-    blessing_uri: str = "",
+    lineage_paths: dict[str, str] | None = None,
+    pipeline_artifact_uris: dict[str, str] | None = None,
     pipeline_run_id: str = "",
     alias: str = "candidate",
     registry_attempts: int = 5,
@@ -69,6 +81,9 @@ def run(
     """Logs, registers and aliases the model. Returns name, version, model_uri ("models:/name/
     version"), tracking_uri, run_id, alias, source; writes the same JSON to
     ``output_path`` when given.
+
+    ``lineage_paths`` maps names of ``registry.LINEAGE_FILES`` to local files to store with the
+    version; ``pipeline_artifact_uris`` (name -> the run's artifact URI) is recorded for lineage.
 
     Raises:
         ValueError: bad arguments, or a folder without ``<version>/saved_model.pb``.
@@ -88,24 +103,25 @@ def run(
         raise ValueError(
             f"model folder {model_dir!r} holds no <version>/saved_model.pb (TF-Serving layout expected)"
         )
+    lineage_paths = {k: v for k, v in (lineage_paths or {}).items() if v}
+    unknown = sorted(set(lineage_paths) - set(registry.LINEAGE_FILES))
+    if unknown:
+        raise ValueError(f"lineage_paths names {unknown}; expected some of {sorted(registry.LINEAGE_FILES)}")
     blessing: dict = {}
-    if blessing_path:
-        blessing = json.loads(Path(blessing_path).read_text())
+    if lineage_paths.get("blessing"):
+        blessing = json.loads(Path(lineage_paths["blessing"]).read_text())
         if blessing.get("passed") is False:
             raise NotBlessedError(
                 f"the blessing says the model failed its gate ({blessing.get('summary', 'no summary')}); "
                 "register only blessed models (gate register_model with dsl.If on evaluate_model's output)"
             )
-    tracking_uri = registry.resolve_tracking_uri(mlflow_tracking_uri)
+    tracking_uri = registry.resolve_tracking_uri(mlflow_tracking_uri, required_for="register_model")
     client = registry.client(tracking_uri, attempts=registry_attempts)
 
     tags = {
         "data_hash": str(model_metadata.get("data_hash", "")),
         "data_uri": str(model_metadata.get("data_uri", "")),
-        "schema_uri": schema_uri,
-        "statistics_uri": statistics_uri,
-        "anomalies_uri": anomalies_uri,
-        "blessing_uri": blessing_uri,
+        "pipeline_artifact_uris": {k: v for k, v in (pipeline_artifact_uris or {}).items() if v},
         "pipeline_run_id": pipeline_run_id,
         "image_version": images.VERSION,
         "model_artifact_uri": model_uri,
@@ -114,15 +130,17 @@ def run(
         "label": str(model_metadata.get("label", "")),
         **_evaluation_tags(blessing),
     }
-    tags = {k: _tag(v) for k, v in tags.items() if v not in ("", None)}
+    tags = {k: _tag(v) for k, v in tags.items() if v not in ("", None, {})}
 
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=f"register-{registered_model_name}", tags=tags) as active:
+        run_id = active.info.run_id
         mlflow.log_artifacts(model_dir, artifact_path="model")
         mlflow.log_dict(model_metadata, "model_metadata.json")
-        if blessing:
-            mlflow.log_dict(blessing, "evaluation/blessing.json")
-        run_id = active.info.run_id
+        for name, path in sorted(lineage_paths.items()):
+            _log_as(path, registry.LINEAGE_FILES[name])
+            tags[registry.lineage_tag(name)] = f"runs:/{run_id}/{registry.LINEAGE_FILES[name]}"
+        mlflow.set_tags(tags)
         source = f"{active.info.artifact_uri.rstrip('/')}/model"
 
     from mlflow.exceptions import MlflowException

@@ -16,6 +16,7 @@ def train_model(
     label: str,
     data: Input[Dataset] = None,
     data_uri: str = "",
+    data_fingerprint: str = "",
     features: list = [],  # noqa: B006
     exclude_features: list = [],  # noqa: B006
     categorical_columns: list = [],  # noqa: B006
@@ -50,7 +51,7 @@ def train_model(
         model: Output SavedModel folder in the TF-Serving layout (<model>/1/saved_model.pb),
             signature serving_default (one [None] input per feature; output "predictions").
             Metadata: framework, task, label, features {name: float|int|string}, classes,
-            serving_version, data_hash (sha256 of the data file), data_uri, mlflow_run_id.
+            serving_version, data_hash (the data's fingerprint), data_uri, mlflow_run_id.
         eval_data: Output held-out split as Parquet (raw columns, label included).
         metrics: Output final eval metrics (loss, auc/accuracy or mae/rmse), epochs,
             examples_per_second, row counts.
@@ -58,6 +59,8 @@ def train_model(
         label: Label column. Binary, multiclass (ints or strings) or regression.
         data: Training data (CSV or Parquet); give this or data_uri.
         data_uri: Training data as a local path or gs:// / s3:// URI; give this or data.
+        data_fingerprint: fingerprint_data's fingerprint of data_uri: part of this step's
+            cache key and recorded as the model's data_hash (empty: the data is hashed here).
         features: Feature columns; empty means every schema feature except the label,
             timestamp_column and exclude_features.
         exclude_features: Columns never used as features (e.g. a column leaking the label).
@@ -102,6 +105,7 @@ def train_model(
         data_path=data.path if data else "",
         data_artifact_uri=data.uri if data else "",
         data_uri=data_uri,
+        data_fingerprint=data_fingerprint,
         label=label,
         features=features,
         exclude_features=exclude_features,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from components import images, model_io
+from components import images, model_io, uris
 from components.train_model import _data, _features, _hardware, _model
 from components.train_model._features import (  # noqa: F401 - the public error types
     EmptyDataError,
@@ -143,6 +143,7 @@ def run(
     data_path: str = "",
     data_uri: str = "",
     data_artifact_uri: str = "",
+    data_fingerprint: str = "",
     tensorboard_dir: str = "",
     features: list = (),
     exclude_features: list = (),
@@ -211,8 +212,8 @@ def run(
     keras.utils.set_random_seed(seed)
 
     df = model_io.read_frame(source)
-    data_hash = model_io.file_sha256(source)
-    logger.info("read %d rows x %d columns from %s (sha256 %s)", len(df), df.shape[1], source, data_hash[:12])
+    data_hash = data_fingerprint or uris.fingerprint(source).value
+    logger.info("read %d rows x %d columns from %s (%s)", len(df), df.shape[1], source, data_hash)
     if len(df) == 0:
         raise EmptyDataError(f"the data at {recorded_uri!r} has no rows")
     schema = _features.load_schema(schema_path) if schema_path else None

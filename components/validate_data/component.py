@@ -22,6 +22,7 @@ def validate_data(
     first_run_policy: str = "warn",
     fail_on_anomalies: bool = False,
     environment: str = "TRAINING",
+    mlflow_tracking_uri: str = "",
 ) -> bool:
     """Validates statistics against the schema, the previous run (drift) and serving (skew).
 
@@ -52,15 +53,19 @@ def validate_data(
         fail_on_anomalies: When the gate fails, fail the task (after writing every output)
             instead of returning False.
         environment: Schema environment of this data: "TRAINING" or "SERVING".
+        mlflow_tracking_uri: MLflow server for reading baseline URIs stored in MLflow (runs:/,
+            models:/, as resolve_baseline returns them); empty uses MLFLOW_TRACKING_URI.
 
     Returns:
         True when the data is valid (no check failed): the data-is-valid gate for dsl.If.
     """
     import logging
 
+    from components import registry
     from components.validate_data import runtime
 
     logging.basicConfig(level=logging.INFO)
+    registry.use(mlflow_tracking_uri)
     anomalies.metadata.update({"format": runtime.ANOMALIES_FORMAT, "proto": "tensorflow_metadata.Anomalies"})
     result = runtime.run(
         statistics_path=statistics.path,

@@ -1,7 +1,9 @@
 """manifests/: every kustomize overlay renders, with the kinds and fields deploy_model relies on."""
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,12 +13,15 @@ ROOT = Path(__file__).resolve().parents[2] / "manifests"
 SYSTEMS = ("kserve", "rbac", "mlflow")
 ENVS = ("dev", "prod")
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+PIPELINES = ROOT.parent / "pipelines"
+# requirements/host.txt installs kubectl into the venv: these tests never skip for want of it.
+KUBECTL = shutil.which("kubectl", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
 
 
 def render(system: str, env: str) -> dict[str, list[dict]]:
+    assert KUBECTL, "kubectl is missing: run scripts/setup-venv.sh (requirements/host.txt installs it)"
     out = subprocess.run(
-        ["kubectl", "kustomize", str(ROOT / system / "overlays" / env)],
+        [KUBECTL, "kustomize", str(ROOT / system / "overlays" / env)],
         check=True,
         capture_output=True,
         text=True,
@@ -111,3 +116,35 @@ def test_deploy_model_renders_the_same_template():
     rendered = render("kserve", "prod")["InferenceService"][0]
     assert rendered["metadata"]["annotations"] == base["metadata"]["annotations"]
     assert rendered["metadata"]["annotations"]["serving.kserve.io/enable-tag-routing"] == "true"
+
+
+def kubeflow_secret_refs() -> set[tuple[str, str, str]]:
+    """(golden, secret, key) for every secret key a compiled Kubeflow spec mounts as env."""
+    refs = set()
+    for path in sorted(PIPELINES.glob("*.yaml")):
+        documents = list(yaml.safe_load_all(path.read_text()))
+        if path.name == "schedules.yaml" or len(documents) < 2:
+            continue
+        executors = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        for settings in executors.values():
+            for mount in settings.get("secretAsEnv", []):
+                for pair in mount["keyToEnv"]:
+                    refs.add((path.stem, mount["secretName"], pair["secretKey"]))
+    return refs
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_secret_key_the_specs_mount_is_in_the_rendered_secret(env):
+    rendered = {
+        secret["metadata"]["name"]: set(secret.get("data", {})) | set(secret.get("stringData", {}))
+        for system in SYSTEMS
+        for secret in render(system, env).get("Secret", [])
+    }
+    refs = kubeflow_secret_refs()
+    ours = {(golden, name, key) for golden, name, key in refs if name in rendered}
+    # mlpipeline-minio-artifact belongs to the Kubeflow Pipelines install, not to manifests/.
+    assert {name for _, name, _ in refs} - set(rendered) == {"mlpipeline-minio-artifact"}
+    mounting_mlflow = {golden for golden, name, _ in ours if name == "mlflow-tracking"}
+    assert mounting_mlflow >= {"training", "drift_retraining"}
+    missing = sorted(f"{golden}: {name}/{key}" for golden, name, key in ours if key not in rendered[name])
+    assert missing == [], f"the specs mount keys the {env} secret lacks"

@@ -72,3 +72,38 @@ def datasets_dir() -> Path:
     if not path.is_dir():
         pytest.skip("reference datasets (../shared/datasets) are not available")
     return path
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto's, speaking the S3 API MinIO speaks) on localhost.
+
+    Yields its endpoint URL; each test that uses ``s3_env`` gets its own bucket.
+    """
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch, request):
+    """The environment a Kubeflow task gets for MinIO (endpoint and the mlpipeline-minio-artifact
+    secret's keys), pointed at ``s3_server``, and a fresh bucket. Yields the bucket name."""
+    import re
+
+    import boto3
+
+    for key, value in {
+        "AWS_ENDPOINT_URL": s3_server,
+        "AWS_ACCESS_KEY_ID": "minio",
+        "AWS_SECRET_ACCESS_KEY": "minio123",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    bucket = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-")
+    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket=bucket)
+    yield bucket

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -113,12 +111,3 @@ def test_read_frame_errors(tmp_path):
         model_io.read_frame(str(tmp_path / "broken.parquet"))
     with pytest.raises(ValueError, match="no data URI"):
         model_io.read_frame("")
-
-
-def test_file_sha256_is_the_hash_of_the_bytes(tmp_path):
-    (tmp_path / "d.csv").write_bytes(b"a,b\n1,2\n")
-    assert model_io.file_sha256(str(tmp_path / "d.csv")) == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
-    (tmp_path / "folder").mkdir()
-    (tmp_path / "folder" / "p1").write_bytes(b"one")
-    (tmp_path / "folder" / "p0").write_bytes(b"zero")
-    assert model_io.file_sha256(str(tmp_path / "folder")) == hashlib.sha256(b"zeroone").hexdigest()

@@ -1,0 +1,1 @@
+"""fingerprint_data: the uncached first step that gives every later step an identity for the data."""
