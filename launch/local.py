@@ -4,12 +4,15 @@ in the runtime image on the host network."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -96,16 +99,19 @@ class RunResult:
 
 class _StepTimer(logging.Filter):
     """Times each task from kfp.local's own log lines ("Executing task 'x'" ... "Task 'x'
-    finished with status ..."). A filter on the root logger, because kfp.local swaps the root
-    logger's handlers while it runs."""
+    finished with status ...") and notes the failed ones. A filter on the root logger, because
+    kfp.local swaps the root logger's handlers while it runs."""
 
-    _line = re.compile(r"^(?:Executing task '(?P<start>[^']+)'|Task '(?P<end>[^']+)' finished with status)")
+    _line = re.compile(
+        r"^(?:Executing task '(?P<start>[^']+)'|Task '(?P<end>[^']+)' finished with status (?P<status>\w+))"
+    )
     _ansi = re.compile(r"\x1b\[[0-9;]*m")
 
     def __init__(self):
         super().__init__()
         self.started: dict[str, float] = {}
         self.steps: dict[str, float] = {}
+        self.failed: list[str] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
         match = self._line.match(self._ansi.sub("", record.getMessage()))
@@ -113,26 +119,54 @@ class _StepTimer(logging.Filter):
             self.started[match["start"]] = record.created
         elif match and match["end"] in self.started:
             self.steps[match["end"]] = round(record.created - self.started[match["end"]], 1)
+            if match["status"] != "SUCCESS":
+                self.failed.append(match["end"])
         return True
+
+
+class _ErrorLines(io.TextIOBase):
+    """Passes the task containers' output (kfp.local prints it) through, keeping the last
+    exception line (``SomeError: what went wrong``): the failing task's own error."""
+
+    _error = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception|Missing|Unavailable)\w*: .+")
+
+    def __init__(self, out):
+        self.out, self.last_error, self._partial = out, "", ""
+
+    def write(self, text: str) -> int:
+        self.out.write(text)
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if self._error.match(line.strip()):
+                self.last_error = line.strip()
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
 
 
 def run_pipeline(name: str, pipeline_root: Path, **arguments) -> RunResult:
     """Runs the golden pipeline ``name`` under kfp.local (after ``init``) and returns its record.
 
-    A failing task does not raise here: the run's error and whatever its gates recorded are
-    returned, as the exit handler summarised them.
+    A failing task does not raise here: the run's error (the failing step and its own error,
+    not kfp.local's follow-on message) and whatever its gates recorded are returned.
     """
     records_root = Path(pipeline_root) / "run-records"
     before = set(os.listdir(records_root)) if records_root.is_dir() else set()
     pipeline = load_pipeline(name)
     start = time.monotonic()
     error = ""
-    timer = _StepTimer()
+    timer, output = _StepTimer(), _ErrorLines(sys.stdout)
     logging.getLogger().addFilter(timer)
     try:
-        pipeline(**arguments)
+        with contextlib.redirect_stdout(output):
+            pipeline(**arguments)
     except Exception as exc:  # noqa: BLE001 - reported with the run's record
         error = f"{type(exc).__name__}: {exc}"
+        failed = [step for step in timer.failed if step != "summarize-run"]
+        if failed:
+            error = f"step {failed[0]} failed: {output.last_error or error}"
         logger.error("pipeline %s failed: %s", name, error)
     finally:
         logging.getLogger().removeFilter(timer)

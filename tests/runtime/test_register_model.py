@@ -1,6 +1,7 @@
 """register_model against a real MLflow server: version, lineage tags, alias, round trip."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import saved_models
 
-from components import model_io, registry
+from components import model_io, registry, uris
 from components.deploy_model import _local, _smoke
 from components.make_demo_data import runtime as demo
 from components.register_model import runtime
@@ -55,28 +56,34 @@ def blessing(passed=True):
 
 def register(model_dir, mlflow_server, tmp_path, name, **kwargs):
     path, metadata = model_dir
-    blessing_path = tmp_path / "blessing.json"
-    blessing_path.write_text(json.dumps(kwargs.pop("blessing", blessing())))
+    run_root = tmp_path / "pipeline-root"  # the run's scratch space
+    run_root.mkdir(exist_ok=True)
+    files = {
+        "blessing": json.dumps(kwargs.pop("blessing", blessing())),
+        "schema": 'feature { name: "age" type: INT }\n',
+        "statistics": "binary statistics",
+        "anomalies": "anomaly_info {}\n",
+    }
+    for key, text in files.items():
+        (run_root / key).write_text(text)
     return runtime.run(
         model_dir=str(path),
         model_metadata=metadata,
         model_uri="gs://bucket/pipeline/model",
         registered_model_name=name,
         mlflow_tracking_uri=mlflow_server,
-        schema_uri="gs://bucket/pipeline/schema",
-        statistics_uri="gs://bucket/pipeline/statistics",
-        anomalies_uri="gs://bucket/pipeline/anomalies",
-        blessing_path=str(blessing_path),
-        blessing_uri="gs://bucket/pipeline/blessing",
+        lineage_paths={key: str(run_root / key) for key in files},
+        pipeline_artifact_uris={key: f"minio://mlpipeline/v2/artifacts/run-123/{key}" for key in files},
         pipeline_run_id="run-123",
         output_path=str(tmp_path / "registered.json"),
         **kwargs,
     )
 
 
-def test_registers_a_version_with_lineage_tags_and_candidate_alias(model_dir, mlflow_server, tmp_path):
+def test_registers_a_version_with_lineage_tags_and_candidate_alias(model_dir, mlflow_server, tmp_path, monkeypatch):
     first = register(model_dir, mlflow_server, tmp_path, "churn-register")
     second = register(model_dir, mlflow_server, tmp_path, "churn-register")
+    shutil.rmtree(tmp_path / "pipeline-root")  # a lifecycle rule empties the pipeline root
 
     assert (first["version"], second["version"]) == ("1", "2")
     assert second["model_uri"] == "models:/churn-register/2"
@@ -86,10 +93,18 @@ def test_registers_a_version_with_lineage_tags_and_candidate_alias(model_dir, ml
     assert version.run_id == second["run_id"]
     assert version.tags["data_hash"] == "ab" * 32
     assert version.tags["data_uri"] == "gs://bucket/data/train.parquet"
-    assert version.tags["statistics_uri"] == "gs://bucket/pipeline/statistics"
-    assert version.tags["schema_uri"] == "gs://bucket/pipeline/schema"
-    assert version.tags["anomalies_uri"] == "gs://bucket/pipeline/anomalies"
-    assert version.tags["blessing_uri"] == "gs://bucket/pipeline/blessing"
+    # lineage lives in MLflow, with the registration run, and reads back through the URI layer
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    for key, file in registry.LINEAGE_FILES.items():
+        if key == "eval_data":
+            assert registry.lineage_tag(key) not in version.tags  # not given: not recorded
+            continue
+        assert version.tags[registry.lineage_tag(key)] == f"runs:/{second['run_id']}/{file}"
+    assert uris.read_bytes(version.tags["schema_uri"]) == b'feature { name: "age" type: INT }\n'
+    assert uris.read_bytes(version.tags["statistics_uri"]) == b"binary statistics"
+    assert json.loads(uris.read_bytes(version.tags["blessing_uri"]))["passed"] is True
+    recorded = json.loads(version.tags["pipeline_artifact_uris"])
+    assert recorded["schema"] == "minio://mlpipeline/v2/artifacts/run-123/schema"
     assert version.tags["pipeline_run_id"] == "run-123"
     assert version.tags["evaluation.passed"] == "true"
     assert version.tags["evaluation.auc_min.auc"] == "0.81"

@@ -129,7 +129,15 @@ def test_baseline_comes_from_the_production_version_tags(mlflow_server, tmp_path
     )[:2] == ("/curated.pbtxt", "/s/stats")
 
 
-def test_no_registry_means_first_run():
+def test_no_registered_model_means_no_baseline():
     schema, stats, source = resolve_baseline.run()
     assert (schema, stats) == ("", "")
     assert source.startswith("none")
+
+
+def test_a_registry_without_a_tracking_uri_is_an_error_not_a_first_run(monkeypatch):
+    from components import registry
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(registry.TrackingUriMissing, match="'mlflow-tracking' with the key 'MLFLOW_TRACKING_URI'"):
+        resolve_baseline.run(registered_model_name="churn-classifier")
