@@ -123,6 +123,14 @@ def list_files(uri: str) -> list[str]:
     return sorted(i.path for i in filesystem.get_file_info(selector) if i.type == fs.FileType.File)
 
 
+def delete_dir(uri: str) -> None:
+    """Deletes a folder and everything under it; nothing happens when it does not exist."""
+    if not exists(uri):
+        return
+    filesystem, path = filesystem_for(uri)
+    filesystem.delete_dir(path.rstrip("/"))
+
+
 def upload_dir(local_dir: str, uri: str) -> int:
     """Copies every file under ``local_dir`` to the folder ``uri``; returns the file count."""
     count = 0

@@ -292,6 +292,25 @@ def _schedules_validate(args) -> int:
     return 0
 
 
+def register_lineage(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "lineage",
+        help="what produced a registered model: data, fingerprint, gates, run, image (from MLflow)",
+    )
+    parser.add_argument("--model", required=True, help="NAME@ALIAS or NAME/VERSION")
+    parser.add_argument("--tracking-uri", default="http://127.0.0.1:5000", help="MLflow tracking URI")
+    parser.add_argument("--json", action="store_true", help="print the record as JSON")
+    parser.set_defaults(handler=_lineage)
+
+
+def _lineage(args) -> int:
+    from launch import lineage
+
+    record = lineage.lineage(args.tracking_uri, args.model)
+    print(json.dumps(record, indent=2, sort_keys=True) if args.json else lineage.render(record))
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 def register_serve(subparsers) -> None:
@@ -327,14 +346,16 @@ def _serve(args) -> int:
     return 0
 
 
-COMMANDS: list[Callable] = [register_submit, register_schedules, register_serve]
+COMMANDS: list[Callable] = [register_submit, register_schedules, register_serve, register_lineage]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m launch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{submit,schedules,serve}")
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, metavar="{submit,schedules,serve,lineage}"
+    )
     for register in COMMANDS:
         register(subparsers)
     return parser

@@ -52,7 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threshold", type=_key_value, action="append", default=None,
                    help="absolute bound METRIC=VALUE (default for demo data: auc=0.7)")
     p.add_argument("--max-drop", type=_key_value, action="append", default=None,
-                   help="largest drop vs production METRIC=VALUE (default for demo data: auc=0.01)")
+                   help="largest drop vs production METRIC=VALUE (default: the primary metric, ROC AUC / "
+                        "accuracy / RMSE, drops at most 0.01, RMSE 1%%)")
     p.add_argument("--output-dir", type=Path, default=Path("local_outputs"))
     p.add_argument("--mlflow-port", type=int, default=5000)
     p.add_argument("--serving-port", type=int, default=8080)
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--label is required with --data")
     model_name = args.model_name or (DEMO_MODEL if demo_data else f"{args.data.stem}-model".replace("_", "-"))
     thresholds = dict(args.threshold or ([("auc", 0.7)] if demo_data else []))
-    max_drop = dict(args.max_drop or ([("auc", 0.01)] if demo_data else []))
+    max_drop = dict(args.max_drop or [])  # evaluate_model's own primary-metric limit applies
 
     started = time.monotonic()
     root = local.init(args.output_dir)

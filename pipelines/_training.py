@@ -98,6 +98,7 @@ def build(platform: str):
         batch_size: int = 128,
         learning_rate: float = 0.003,
         hidden_units: list = [64, 32],  # noqa: B006
+        checkpoint_uri: str = "",
         accelerator_type: str = DEFAULT_ACCELERATOR[platform],
         accelerator_count: int = 1,
         train_cpu: str = "4",
@@ -144,6 +145,9 @@ def build(platform: str):
             batch_size: Training batch size.
             learning_rate: Adam learning rate.
             hidden_units: Sizes of the hidden layers.
+            checkpoint_uri: Root for training checkpoints (object store or mounted volume) that
+                a retried pod resumes from, one subfolder per task run; empty means a folder
+                beside the model artifact under the pipeline root.
             accelerator_type: GPU type for training (Kubeflow: nvidia.com/gpu; Vertex: e.g. NVIDIA_TESLA_T4).
             accelerator_count: GPUs for training; 0 trains on CPU.
             train_cpu: CPU request of the training task.
@@ -239,6 +243,7 @@ def gated_training(p, baseline, pod_settings: bool) -> None:
             batch_size=p.batch_size,
             learning_rate=p.learning_rate,
             hidden_units=p.hidden_units,
+            checkpoint_uri=p.checkpoint_uri,
             mlflow_tracking_uri=p.mlflow_tracking_uri,
         )
         train.set_container_image(images.TRAINER_GPU)

@@ -234,6 +234,8 @@ def _move_production_alias(tracking_uri: str, name: str, version: str, verdict: 
     client = registry.client(uri)
     previous = registry.version_by_alias(uri, name, PRODUCTION_ALIAS)
     client.set_registered_model_alias(name, PRODUCTION_ALIAS, version)
+    if previous and str(previous.version) != str(version):
+        client.set_model_version_tag(name, version, "replaced_version", str(previous.version))
     outcome["previous_production_version"] = previous.version if previous else None
     verdict.add(
         "production-alias",

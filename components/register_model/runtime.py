@@ -121,6 +121,7 @@ def run(
     tags = {
         "data_hash": str(model_metadata.get("data_hash", "")),
         "data_uri": str(model_metadata.get("data_uri", "")),
+        "training_run_id": str(model_metadata.get("mlflow_run_id", "")),
         "pipeline_artifact_uris": {k: v for k, v in (pipeline_artifact_uris or {}).items() if v},
         "pipeline_run_id": pipeline_run_id,
         "image_version": images.VERSION,

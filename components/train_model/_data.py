@@ -52,13 +52,22 @@ def feature_arrays(df: pd.DataFrame, specs) -> dict[str, np.ndarray]:
     return {s.name: model_io.column_values(df[s.name], DTYPES[s.kind]) for s in specs}
 
 
-def make_dataset(x: dict[str, np.ndarray], y: np.ndarray, batch_size: int, *, training: bool, seed: int):
+def make_dataset(
+    x: dict[str, np.ndarray],
+    y: np.ndarray,
+    batch_size: int,
+    *,
+    training: bool,
+    seed: int,
+    first_epoch: int = 0,
+):
     """A tf.data pipeline of (features, label) batches.
 
     Training: an endless stream of epochs (pass ``steps_per_epoch(n, batch_size)`` to
-    ``fit``); epoch k is a permutation of all rows drawn from the k-th number of a seeded
-    random stream (so the order is reproducible and differs per epoch), cut into index
-    batches, gathered in parallel and prefetched. Eval: fixed order, cached.
+    ``fit``) starting at ``first_epoch`` (a resumed run); epoch k is a permutation of all rows
+    seeded by (k, seed), so the order is reproducible, differs per epoch and is the same for
+    epoch k whether or not training was interrupted before it. Cut into index batches,
+    gathered in parallel and prefetched. Eval: fixed order, cached.
     """
     import tensorflow as tf
 
@@ -83,7 +92,7 @@ def make_dataset(x: dict[str, np.ndarray], y: np.ndarray, batch_size: int, *, tr
         return batches
 
     if training:
-        ds = tf.data.Dataset.random(seed=seed).flat_map(epoch_batches)
+        ds = tf.data.Dataset.counter(first_epoch).flat_map(epoch_batches)
         ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = tf.data.Dataset.range(n).batch(batch_size).map(gather).cache()

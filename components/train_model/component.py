@@ -30,7 +30,7 @@ def train_model(
     dropout: float = 0.1,
     model_fn: str = "",
     mixed_precision: str = "auto",
-    checkpoint_dir: str = "",
+    checkpoint_uri: str = "",
     early_stopping_patience: int = 3,
     seed: int = 42,
     mlflow_tracking_uri: str = "",
@@ -80,9 +80,11 @@ def train_model(
             model: fn(inputs, encoded, info) -> tensor or keras.Model (see _model.py).
         mixed_precision: "auto" (mixed_float16 on GPUs with compute capability >= 7.0),
             "on" or "off".
-        checkpoint_dir: Durable folder for BackupAndRestore checkpoints, the training log and
-            the MLflow run id; empty means "<model path>_checkpoints", which a KFP retry of
-            the same task finds again.
+        checkpoint_uri: Root for checkpoints (weights, optimizer state, epoch), the training
+            log and the MLflow run id, through the URI layer (minio://, gs://, s3://, a mounted
+            path): each task run writes to its own subfolder (named from its model artifact's
+            URI, the same on every retry), mirrored after every epoch and restored by a retry
+            on a fresh pod. Empty means "<model artifact URI>_checkpoints".
         early_stopping_patience: Epochs without val_loss improvement before stopping (best
             weights are restored); 0 disables early stopping.
         seed: Seed for the split, weight initialization, shuffling and dropout.
@@ -91,6 +93,7 @@ def train_model(
             image version and the model folder.
         mlflow_experiment: MLflow experiment name.
     """
+    import hashlib
     import logging
 
     from components.train_model import runtime
@@ -120,7 +123,11 @@ def train_model(
         dropout=dropout,
         model_fn=model_fn,
         mixed_precision=mixed_precision,
-        checkpoint_dir=checkpoint_dir,
+        checkpoint_uri=(
+            f"{checkpoint_uri.rstrip('/')}/{hashlib.sha256(model.uri.encode()).hexdigest()[:16]}"
+            if checkpoint_uri
+            else f"{model.uri}_checkpoints"
+        ),
         early_stopping_patience=early_stopping_patience,
         seed=seed,
         mlflow_tracking_uri=mlflow_tracking_uri,

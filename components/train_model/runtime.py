@@ -22,6 +22,7 @@ import numpy as np
 
 from components import images, model_io, uris
 from components.train_model import _data, _features, _hardware, _model
+from components.train_model._checkpoints import BACKUP_SUBDIR, Checkpoints  # noqa: F401 - public
 from components.train_model._features import (  # noqa: F401 - the public error types
     EmptyDataError,
     FeatureNotFoundError,
@@ -34,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 SERVING_VERSION = 1
 TRAINING_LOG = "training_log.csv"
-BACKUP_SUBDIR = "backup"
 
 
 class ExportMismatchError(RuntimeError):
@@ -158,7 +158,7 @@ def run(
     dropout: float = 0.1,
     model_fn: str = "",
     mixed_precision: str = "auto",
-    checkpoint_dir: str = "",
+    checkpoint_uri: str = "",
     early_stopping_patience: int = 3,
     seed: int = 42,
     mlflow_tracking_uri: str = "",
@@ -195,7 +195,7 @@ def run(
     user_model_fn = _model.load_model_fn(model_fn) if model_fn else None
     source = data_path or data_uri
     recorded_uri = data_artifact_uri or data_uri or data_path
-    checkpoint_dir = checkpoint_dir or f"{model_dir.rstrip('/')}_checkpoints"
+    checkpoint_uri = checkpoint_uri or f"{model_dir.rstrip('/')}_checkpoints"
 
     # The strategy first: MultiWorkerMirroredStrategy must exist before other TF work.
     gpus, capabilities, tf_config = _hardware.detect()
@@ -205,7 +205,7 @@ def run(
     if not chief:  # other workers train in lockstep but write their outputs to scratch
         scratch = tempfile.mkdtemp(prefix="train_model_worker_")
         model_dir, eval_data_path = f"{scratch}/model", f"{scratch}/eval.parquet"
-        tensorboard_dir, checkpoint_dir = f"{scratch}/tb", f"{scratch}/ckpt"
+        tensorboard_dir, checkpoint_uri = f"{scratch}/tb", f"{scratch}/ckpt"
 
     import keras
 
@@ -240,7 +240,11 @@ def run(
     x_train, x_eval = _data.feature_arrays(train_df, specs), _data.feature_arrays(eval_df, specs)
     y_train, y_eval = target.encode(train_df[label]), target.encode(eval_df[label])
     global_batch = batch_size * strategy.num_replicas_in_sync
-    train_ds = _data.make_dataset(x_train, y_train, global_batch, training=True, seed=seed)
+    checkpoints = Checkpoints(checkpoint_uri)
+    checkpoint_dir = checkpoints.local_dir
+    train_ds = _data.make_dataset(
+        x_train, y_train, global_batch, training=True, seed=seed, first_epoch=checkpoints.completed_epochs()
+    )
     eval_ds = _data.make_dataset(x_eval, y_eval, global_batch, training=False, seed=seed)
     label_stats = (0.0, 1.0)
     if target.task == "regression":
@@ -260,7 +264,6 @@ def run(
         _model.compile_model(model, target, learning_rate)
     logger.info("model %s", _model.summary_line(model))
 
-    os.makedirs(checkpoint_dir, exist_ok=True)
     tracking_uri = mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     params = {
         "label": label,
@@ -290,8 +293,9 @@ def run(
     throughput = _Throughput(len(y_train))
     training_log = os.path.join(checkpoint_dir, TRAINING_LOG)
     fit_callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(checkpoint_dir, BACKUP_SUBDIR)),
+        keras.callbacks.BackupAndRestore(checkpoints.backup_dir),
         keras.callbacks.CSVLogger(training_log, append=True),
+        checkpoints.callback(),
         throughput.callback,
     ]
     if early_stopping_patience > 0:

@@ -109,5 +109,19 @@ def test_drift_pipeline_retrains_only_when_drift_is_detected():
     condition = gate["triggerPolicy"]["condition"]
     assert "validate-data-Output" in condition and "== false" in condition
     branch = spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
-    nested = spec["components"][branch["training"]["componentRef"]["name"]]
-    assert "exit-handler-1" in nested["dag"]["tasks"]  # the whole training pipeline, nested
+    # The training steps themselves (built by the same function as the training pipeline, not
+    # a nested pipeline): the training data's own fingerprint, statistics and data gate.
+    assert {"fingerprint-data-2", "compute-statistics-2", "validate-data-2"} <= set(branch)
+    assert any(t["taskInfo"]["name"] == "data-is-valid" for t in branch.values())
+
+
+def test_every_drift_pipeline_task_that_talks_to_mlflow_gets_the_secret():
+    spec, platform = load("drift_retraining")
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name, component in spec["components"].items():
+        if "mlflow_tracking_uri" not in component.get("inputDefinitions", {}).get("parameters", {}):
+            continue
+        if "executorLabel" not in component:
+            continue  # a DAG passing the parameter through
+        mounts = executors.get(component["executorLabel"], {}).get("secretAsEnv", [])
+        assert "mlflow-tracking" in {m["secretName"] for m in mounts}, name

@@ -2,9 +2,12 @@
 runtime image, with a real MLflow server and a real KServe model server, on one fixed
 ``data_uri`` whose content changes every day, the way a nightly schedule sees it.
 
-Before each day the previous runs' pipeline root is deleted (the pipeline root is scratch
-space on every platform), so every day after the first must find production's schema,
-statistics and model in MLflow. The days build on each other and run in file order.
+Before each day the previous runs' folders in the pipeline root are deleted (the pipeline root
+is scratch space on every platform), so every day after the first must find production's
+schema, statistics and model in MLflow. The incoming data and the local model server's folder
+sit in the pipeline root (``incoming/``, ``serving/``, never deleted) only because kfp.local
+mounts nothing else into the task containers.
+The days build on each other and run in file order.
 """
 
 import json
@@ -19,6 +22,7 @@ from components import make_demo_data
 from launch import local
 
 MODEL = "e2e-churn"
+INCOMING, SERVING = "incoming", "serving"
 ROWS = 1500
 DAYS = {  # day -> (make_demo_data scenario, seed)
     1: ("none", 0),
@@ -43,10 +47,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def week(tmp_path_factory):
-    """Services and the incoming data live outside the pipeline root, as on a cluster."""
+    """MLflow keeps its data outside the pipeline root, as on a cluster."""
     services = tmp_path_factory.mktemp("services")
-    incoming = tmp_path_factory.mktemp("incoming")
     root = local.init(tmp_path_factory.mktemp("pipeline-root"))
+    incoming = root / INCOMING
+    incoming.mkdir()
     days = {}
     for day, (scenario, seed) in DAYS.items():
         generated = make_demo_data(rows=ROWS, seed=seed, scenario=scenario, file_format="csv")
@@ -58,7 +63,7 @@ def week(tmp_path_factory):
         "days": days,
         "data_uri": incoming / "latest" / "train.csv",  # the schedule's fixed URI
         "mlflow": local.ensure_mlflow(services / "mlflow", port=free_port(), name=names["mlflow"]),
-        "serving_dir": services / "serving",
+        "serving_dir": root / SERVING,
         "serving_port": free_port(),
         "names": names,
         "fingerprints": [],
@@ -72,10 +77,11 @@ def week(tmp_path_factory):
 
 
 def run_day(week, day: int) -> local.RunResult:
-    """Empties the pipeline root, puts day's data at the fixed URI, runs the golden."""
+    """Deletes every earlier run's folder, puts day's data at the fixed URI, runs the golden."""
     root = week["root"]
     for entry in root.iterdir():
-        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        if entry.name not in (INCOMING, SERVING):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     shutil.copyfile(week["days"][day], week["data_uri"])
     result = local.run_pipeline(
         "training",

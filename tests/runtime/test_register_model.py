@@ -80,7 +80,7 @@ def register(model_dir, mlflow_server, tmp_path, name, **kwargs):
     )
 
 
-def test_registers_a_version_with_lineage_tags_and_candidate_alias(model_dir, mlflow_server, tmp_path, monkeypatch):
+def test_registers_a_version_with_lineage(model_dir, mlflow_server, tmp_path, monkeypatch):
     first = register(model_dir, mlflow_server, tmp_path, "churn-register")
     second = register(model_dir, mlflow_server, tmp_path, "churn-register")
     shutil.rmtree(tmp_path / "pipeline-root")  # a lifecycle rule empties the pipeline root

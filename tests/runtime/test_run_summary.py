@@ -139,5 +139,6 @@ def test_a_registry_without_a_tracking_uri_is_an_error_not_a_first_run(monkeypat
     from components import registry
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    with pytest.raises(registry.TrackingUriMissing, match="'mlflow-tracking' with the key 'MLFLOW_TRACKING_URI'"):
+    expected = "'mlflow-tracking' with the key 'MLFLOW_TRACKING_URI'"
+    with pytest.raises(registry.TrackingUriMissing, match=expected):
         resolve_baseline.run(registered_model_name="churn-classifier")

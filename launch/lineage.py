@@ -1,0 +1,76 @@
+"""What produced a registered model, read from MLflow only (its REST API: the host has no
+mlflow package): ``python -m launch lineage --model NAME@ALIAS`` (or ``NAME/VERSION``)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from components.registry import LINEAGE_FILES, lineage_tag
+
+
+def _get(tracking_uri: str, path: str, **query) -> dict:
+    url = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(query)}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        body = exc.read()[:300].decode(errors="replace")
+        raise ValueError(f"MLflow at {tracking_uri} answered {exc.code} for {path} {query}: {body}") from exc
+
+
+def lineage(tracking_uri: str, model: str) -> dict:
+    """The lineage record of ``model`` ("name@alias" or "name/version")."""
+    if "@" in model:
+        name, alias = model.split("@", 1)
+        version = _get(tracking_uri, "registered-models/alias", name=name, alias=alias)["model_version"]
+    elif "/" in model:
+        name, number = model.rsplit("/", 1)
+        version = _get(tracking_uri, "model-versions/get", name=name, version=number)["model_version"]
+    else:
+        raise ValueError(f"--model must be NAME@ALIAS or NAME/VERSION, got {model!r}")
+    tags = {t["key"]: t["value"] for t in version.get("tags", [])}
+    record = {
+        "model": name,
+        "version": version["version"],
+        "aliases": version.get("aliases", []),
+        "source": version.get("source", ""),
+        "data": {"uri": tags.get("data_uri", ""), "fingerprint": tags.get("data_hash", "")},
+        "stored": {key: tags[lineage_tag(key)] for key in LINEAGE_FILES if lineage_tag(key) in tags},
+        "pipeline_run_id": tags.get("pipeline_run_id", ""),
+        "pipeline_artifacts": json.loads(tags.get("pipeline_artifact_uris", "{}")),
+        "image_version": tags.get("image_version", ""),
+        "evaluation": {k[len("evaluation."):]: v for k, v in tags.items() if k.startswith("evaluation.")},
+        "replaced_version": tags.get("replaced_version", ""),
+        "hyperparameters": {},
+    }
+    if tags.get("training_run_id"):
+        run = _get(tracking_uri, "runs/get", run_id=tags["training_run_id"])["run"]
+        record["hyperparameters"] = {p["key"]: p["value"] for p in run["data"].get("params", [])}
+    return record
+
+
+def render(record: dict) -> str:
+    """A person's reading of the record."""
+    lines = [
+        f"{record['model']} version {record['version']}"
+        + (f" (@{', @'.join(record['aliases'])})" if record["aliases"] else ""),
+        f"  model files      {record['source']}",
+        f"  data             {record['data']['uri']}",
+        f"  fingerprint      {record['data']['fingerprint']}",
+    ]
+    lines += [f"  {key:<16} {uri}" for key, uri in record["stored"].items()]
+    lines += [
+        f"  pipeline run     {record['pipeline_run_id']}",
+        f"  image version    {record['image_version']}",
+        f"  replaced version {record['replaced_version'] or '(none: first production version)'}",
+    ]
+    if record["evaluation"]:
+        lines.append("  evaluation")
+        lines += [f"    {key} = {value}" for key, value in sorted(record["evaluation"].items())]
+    if record["hyperparameters"]:
+        lines.append("  hyperparameters")
+        lines += [f"    {key} = {value}" for key, value in sorted(record["hyperparameters"].items())]
+    return "\n".join(lines)
