@@ -311,6 +311,25 @@ def _lineage(args) -> int:
     return 0
 
 
+def register_reproduce(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "reproduce",
+        help="re-run training and evaluation of a registered model from its lineage; compare metrics",
+    )
+    parser.add_argument("--model", required=True, help="NAME@ALIAS or NAME/VERSION")
+    parser.add_argument("--tracking-uri", default="http://127.0.0.1:5000", help="MLflow tracking URI")
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.set_defaults(handler=_reproduce)
+
+
+def _reproduce(args) -> int:
+    from launch import lineage
+
+    record = lineage.reproduce(args.tracking_uri, args.model)
+    print(json.dumps(record, indent=2, sort_keys=True) if args.json else lineage.render_reproduction(record))
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 def register_serve(subparsers) -> None:
@@ -346,7 +365,9 @@ def _serve(args) -> int:
     return 0
 
 
-COMMANDS: list[Callable] = [register_submit, register_schedules, register_serve, register_lineage]
+COMMANDS: list[Callable] = [
+    register_submit, register_schedules, register_serve, register_lineage, register_reproduce
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m launch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     subparsers = parser.add_subparsers(
-        dest="command", required=True, metavar="{submit,schedules,serve,lineage}"
+        dest="command", required=True, metavar="{submit,schedules,serve,lineage,reproduce}"
     )
     for register in COMMANDS:
         register(subparsers)

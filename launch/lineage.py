@@ -1,5 +1,6 @@
 """What produced a registered model, read from MLflow only (its REST API: the host has no
-mlflow package): ``python -m launch lineage --model NAME@ALIAS`` (or ``NAME/VERSION``)."""
+mlflow package): ``python -m launch lineage --model NAME@ALIAS`` (or ``NAME/VERSION``); and
+``python -m launch reproduce``, which re-runs its training and evaluation in the runtime image."""
 
 from __future__ import annotations
 
@@ -50,6 +51,39 @@ def lineage(tracking_uri: str, model: str) -> dict:
         run = _get(tracking_uri, "runs/get", run_id=tags["training_run_id"])["run"]
         record["hyperparameters"] = {p["key"]: p["value"] for p in run["data"].get("params", [])}
     return record
+
+
+def reproduce(tracking_uri: str, model: str) -> dict:
+    """Re-runs training and evaluation from the lineage record in the runtime image on this
+    machine's CPU (components/train_model/reproduce.py); returns its comparison record."""
+    import os
+
+    import docker
+
+    from components import images
+
+    data_uri = lineage(tracking_uri, model)["data"]["uri"]
+    volumes = {}
+    if data_uri and "://" not in data_uri:  # local data: the container sees the same path
+        folder = os.path.dirname(os.path.abspath(data_uri))
+        volumes[folder] = {"bind": folder, "mode": "ro"}
+    module = "components.train_model.reproduce"
+    command = ["python", "-m", module, "--tracking-uri", tracking_uri, "--model", model]
+    try:
+        out = docker.from_env().containers.run(
+            images.RUNTIME, command, network_mode="host", volumes=volumes, remove=True
+        )
+    except docker.errors.ContainerError as exc:
+        raise ValueError(f"reproducing {model} failed: {(exc.stderr or b'').decode()[-2000:]}") from exc
+    return json.loads(out.decode().strip().splitlines()[-1])  # the record is the last line
+
+
+def render_reproduction(record: dict) -> str:
+    lines = [f"{record['model']} version {record['version']} re-trained on {record['data_uri']}",
+             f"  {'metric':<24} {'recorded':>12} {'reproduced':>12} {'difference':>12}"]
+    for name, m in record["metrics"].items():
+        lines.append(f"  {name:<24} {m['recorded']:>12.6f} {m['reproduced']:>12.6f} {m['difference']:>12.2e}")
+    return "\n".join(lines)
 
 
 def render(record: dict) -> str:

@@ -97,53 +97,57 @@ class RunResult:
         return self.records.get("summary", {})
 
 
-class _StepTimer(logging.Filter):
-    """Times each task from kfp.local's own log lines ("Executing task 'x'" ... "Task 'x'
-    finished with status ...") and notes the failed ones. A filter on the root logger, because
-    kfp.local swaps the root logger's handlers while it runs."""
+class _RunLog(logging.Filter, io.TextIOBase):
+    """What a local run said, task by task: a filter on the root logger for kfp.local's own
+    lines ("Executing task 'x'" ... "Task 'x' finished with status ...", which time the steps;
+    kfp.local swaps the root logger's handlers while it runs) and a pass-through for the task
+    containers' output (kfp.local prints it), keeping each task's last exception line
+    (``SomeError: what went wrong``). kfp.local can report a task whose container raised as
+    SUCCESS and then fail on its missing outputs; this keeps the task's own error."""
 
     _line = re.compile(
         r"^(?:Executing task '(?P<start>[^']+)'|Task '(?P<end>[^']+)' finished with status (?P<status>\w+))"
     )
     _ansi = re.compile(r"\x1b\[[0-9;]*m")
+    _error = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception|Missing|Unavailable)\w*: .+")
 
-    def __init__(self):
+    def __init__(self, out):
         super().__init__()
+        self.out, self._partial = out, ""
         self.started: dict[str, float] = {}
         self.steps: dict[str, float] = {}
+        self.task_errors: dict[str, str] = {}  # task -> its last exception line
         self.failed: list[str] = []
+        self.current = ""
 
     def filter(self, record: logging.LogRecord) -> bool:
         match = self._line.match(self._ansi.sub("", record.getMessage()))
         if match and match["start"]:
             self.started[match["start"]] = record.created
+            self.current = match["start"]
         elif match and match["end"] in self.started:
             self.steps[match["end"]] = round(record.created - self.started[match["end"]], 1)
             if match["status"] != "SUCCESS":
                 self.failed.append(match["end"])
         return True
 
-
-class _ErrorLines(io.TextIOBase):
-    """Passes the task containers' output (kfp.local prints it) through, keeping the last
-    exception line (``SomeError: what went wrong``): the failing task's own error."""
-
-    _error = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception|Missing|Unavailable)\w*: .+")
-
-    def __init__(self, out):
-        self.out, self.last_error, self._partial = out, "", ""
-
     def write(self, text: str) -> int:
         self.out.write(text)
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
         for line in lines:
-            if self._error.match(line.strip()):
-                self.last_error = line.strip()
+            if self.current and self._error.match(line.strip()):
+                self.task_errors[self.current] = line.strip()
         return len(text)
 
     def flush(self) -> None:
         self.out.flush()
+
+    def failure(self, error: str) -> str:
+        """The failing step and its own error, or ``error`` when no step can be named."""
+        step = next((s for s in self.failed if s != "summarize-run"), "")
+        step = step or (self.current if self.current in self.task_errors else "")
+        return f"step {step} failed: {self.task_errors.get(step, error)}" if step else error
 
 
 def run_pipeline(name: str, pipeline_root: Path, **arguments) -> RunResult:
@@ -157,19 +161,16 @@ def run_pipeline(name: str, pipeline_root: Path, **arguments) -> RunResult:
     pipeline = load_pipeline(name)
     start = time.monotonic()
     error = ""
-    timer, output = _StepTimer(), _ErrorLines(sys.stdout)
-    logging.getLogger().addFilter(timer)
+    log = _RunLog(sys.stdout)
+    logging.getLogger().addFilter(log)
     try:
-        with contextlib.redirect_stdout(output):
+        with contextlib.redirect_stdout(log):
             pipeline(**arguments)
     except Exception as exc:  # noqa: BLE001 - reported with the run's record
-        error = f"{type(exc).__name__}: {exc}"
-        failed = [step for step in timer.failed if step != "summarize-run"]
-        if failed:
-            error = f"step {failed[0]} failed: {output.last_error or error}"
+        error = log.failure(f"{type(exc).__name__}: {exc}")
         logger.error("pipeline %s failed: %s", name, error)
     finally:
-        logging.getLogger().removeFilter(timer)
+        logging.getLogger().removeFilter(log)
     seconds = time.monotonic() - start
     new = sorted(set(os.listdir(records_root)) - before) if records_root.is_dir() else []
     job_id = new[-1] if new else ""
@@ -177,7 +178,7 @@ def run_pipeline(name: str, pipeline_root: Path, **arguments) -> RunResult:
     if job_id:
         for path in sorted((records_root / job_id).glob("*.json")):
             records[path.stem] = json.loads(path.read_text())
-    return RunResult(job_id=job_id, records=records, error=error, seconds=seconds, steps=timer.steps)
+    return RunResult(job_id=job_id, records=records, error=error, seconds=seconds, steps=log.steps)
 
 
 # ---------------------------------------------------------------------------- local services

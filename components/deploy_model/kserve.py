@@ -285,8 +285,8 @@ class NotReadyError(RuntimeError):
     """The InferenceService did not become Ready in time."""
 
 
-def _version(api_version: str = API_VERSION) -> str:
-    return api_version.split("/")[1]
+def _version() -> str:
+    return API_VERSION.split("/")[1]
 
 
 def wait_ready(

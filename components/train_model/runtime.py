@@ -269,6 +269,7 @@ def run(
         "label": label,
         "task": target.task,
         "features": ",".join(s.name for s in specs),
+        "categorical_columns": list(categorical_columns),
         "epochs": epochs,
         "batch_size": batch_size,
         "learning_rate": learning_rate,

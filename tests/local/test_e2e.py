@@ -224,3 +224,22 @@ def test_a_failed_step_is_named_with_its_own_error(week, tmp_path):
     )
     assert result.error.startswith("step infer-schema failed:"), result.error
     assert "absent.pbtxt" in result.error and "does not exist" in result.error, result.error
+
+
+def test_reproduce_retrains_production_and_matches_its_recorded_metrics(week):
+    from launch import lineage
+
+    record = lineage.reproduce(week["mlflow"], f"{MODEL}@production")
+    assert record["version"] == "3"
+    metrics = record["metrics"]
+    assert {"eval_auc", "roc_auc", "accuracy"} <= set(metrics), metrics
+    worst = max(m["difference"] for m in metrics.values())
+    assert worst <= 1e-3, metrics
+
+
+def test_reproduce_refuses_when_the_data_changed_since(week):
+    from launch import lineage
+
+    shutil.copyfile(week["days"][1], week["data_uri"])  # the fixed URI moved on
+    with pytest.raises(ValueError, match="changed since version 3"):
+        lineage.reproduce(week["mlflow"], f"{MODEL}@production")
