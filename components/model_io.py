@@ -35,6 +35,26 @@ MISSING_INT = -1
 """What a missing integer-coded category becomes (int64 has no NaN); training does the same."""
 
 
+MAX_AUTO_CLASSES = 10
+"""An integer label with at most this many distinct values is a class label (task "auto")."""
+
+
+def infer_task(labels: pd.Series) -> str:
+    """The task a label calls for (missing values dropped first), the one rule training and
+    evaluation share: strings/booleans -> binary (2 values) or multiclass; integers -> binary
+    (2 values), multiclass (at most MAX_AUTO_CLASSES values) or regression; other numbers ->
+    regression."""
+    labels = labels.dropna()
+    numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
+    distinct = labels.drop_duplicates()
+    integral = numeric and bool(np.all(np.mod(labels.to_numpy(np.float64), 1) == 0))
+    if numeric and not integral:
+        return "regression"
+    if len(distinct) == 2:
+        return "binary"
+    return "multiclass" if not numeric or len(distinct) <= MAX_AUTO_CLASSES else "regression"
+
+
 class ModelNotFoundError(FileNotFoundError):
     """The model folder holds no numeric version folder with a saved_model.pb."""
 

@@ -6,6 +6,8 @@
     python -m launch schedules apply --target vertex --project P --region R --pipeline-root gs://...
     python -m launch schedules validate
     python -m launch serve (--model-dir DIR | --registered-model NAME [--alias production]) [--port 8080]
+    python -m launch lineage --model NAME@ALIAS [--tracking-uri URL] [--json]
+    python -m launch reproduce --model NAME@ALIAS [--tracking-uri URL] [--json]
 
 SPEC is a compiled spec: a path, a golden's file name in pipelines/ (``demo_data.yaml`` or
 ``demo_data``) or its pipeline name (``demo-data``).
@@ -293,14 +295,18 @@ def _schedules_validate(args) -> int:
 
 
 def register_lineage(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "lineage",
-        help="what produced a registered model: data, fingerprint, gates, run, image (from MLflow)",
-    )
-    parser.add_argument("--model", required=True, help="NAME@ALIAS or NAME/VERSION")
-    parser.add_argument("--tracking-uri", default="http://127.0.0.1:5000", help="MLflow tracking URI")
-    parser.add_argument("--json", action="store_true", help="print the record as JSON")
-    parser.set_defaults(handler=_lineage)
+    """`lineage` (what produced a model) and `reproduce` (re-run it): both read MLflow only."""
+    commands = {
+        "lineage": ("what produced a registered model: data, fingerprint, gates, run, image", _lineage),
+        "reproduce": ("re-run training and evaluation of a registered model from its lineage in "
+                      "the runtime image; compare each metric with the recorded one", _reproduce),
+    }
+    for name, (help_text, handler) in commands.items():
+        parser = subparsers.add_parser(name, help=help_text)
+        parser.add_argument("--model", required=True, help="NAME@ALIAS or NAME/VERSION")
+        parser.add_argument("--tracking-uri", default="http://127.0.0.1:5000", help="MLflow tracking URI")
+        parser.add_argument("--json", action="store_true", help="print the record as JSON")
+        parser.set_defaults(handler=handler)
 
 
 def _lineage(args) -> int:
@@ -309,17 +315,6 @@ def _lineage(args) -> int:
     record = lineage.lineage(args.tracking_uri, args.model)
     print(json.dumps(record, indent=2, sort_keys=True) if args.json else lineage.render(record))
     return 0
-
-
-def register_reproduce(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "reproduce",
-        help="re-run training and evaluation of a registered model from its lineage; compare metrics",
-    )
-    parser.add_argument("--model", required=True, help="NAME@ALIAS or NAME/VERSION")
-    parser.add_argument("--tracking-uri", default="http://127.0.0.1:5000", help="MLflow tracking URI")
-    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    parser.set_defaults(handler=_reproduce)
 
 
 def _reproduce(args) -> int:
@@ -365,9 +360,7 @@ def _serve(args) -> int:
     return 0
 
 
-COMMANDS: list[Callable] = [
-    register_submit, register_schedules, register_serve, register_lineage, register_reproduce
-]
+COMMANDS: list[Callable] = [register_submit, register_schedules, register_serve, register_lineage]
 
 
 def build_parser() -> argparse.ArgumentParser:

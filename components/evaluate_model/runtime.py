@@ -211,7 +211,14 @@ def run(
     for metric, bound in thresholds.items():
         _checks.absolute(verdict, metric, candidate[metric], bound)
     if baseline is not None:
-        for metric, allowed in _metrics.change_limits(task, change_thresholds, baseline).items():
+        limits = _metrics.change_limits(task, change_thresholds, baseline)
+        primary = _metrics.PRIMARY[task]
+        if primary not in change_thresholds:
+            verdict.notes.append(
+                f"{primary} may degrade by at most {limits[primary]:.4g} vs the baseline: the default "
+                f"for {task} models (name {primary} in change_thresholds to set another limit)"
+            )
+        for metric, allowed in limits.items():
             _checks.change(verdict, metric, candidate[metric], baseline[metric], allowed)
 
     spread = _probes.spread(task, candidate_pred, y)
@@ -388,13 +395,7 @@ def _task(task: str, metadata: dict, labels: pd.Series) -> str:
                 f"model metadata task {declared!r} is not one of {', '.join(_metrics.TASKS)}"
             )
         return declared
-    numeric = pd.api.types.is_numeric_dtype(labels)
-    values = labels.dropna().unique()
-    integral = numeric and np.all(np.equal(np.mod(values.astype(float), 1), 0))
-    if not numeric or (integral and len(values) <= 20):
-        inferred = "binary" if len(values) <= 2 else "multiclass"
-    else:
-        inferred = "regression"
+    inferred = model_io.infer_task(labels)
     logger.info("task inferred from the label: %s", inferred)
     return inferred
 

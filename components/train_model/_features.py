@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from components import model_io
+
 logger = logging.getLogger(__name__)
 
 TASKS = ("auto", "binary", "multiclass", "regression")
-# "auto" treats an integer label with at most this many distinct values as classes.
-MAX_AUTO_CLASSES = 10
 
 
 class TrainingInputError(ValueError):
@@ -168,9 +168,7 @@ def _native(value):
 def resolve_target(labels: pd.Series, label: str, task: str = "auto") -> Target:
     """The task and classes of a label (missing label values must be dropped already).
 
-    "auto": strings/booleans -> binary (2 values) or multiclass; integers -> binary (2 values),
-    multiclass (at most ``MAX_AUTO_CLASSES`` values), else regression; other numbers ->
-    regression. ``task`` overrides.
+    "auto": ``model_io.infer_task`` (the rule evaluation shares); ``task`` overrides.
 
     Raises:
         SingleClassLabelError: the label has one distinct value.
@@ -185,17 +183,8 @@ def resolve_target(labels: pd.Series, label: str, task: str = "auto") -> Target:
             f"label {label!r} has a single value ({value!r}) in all {len(labels)} rows: "
             "nothing to learn; check the data extract"
         )
-    integral = numeric and bool(np.all(np.mod(labels.to_numpy(np.float64), 1) == 0))
     if task == "auto":
-        if not numeric or integral:
-            if len(distinct) == 2:
-                task = "binary"
-            elif not numeric or len(distinct) <= MAX_AUTO_CLASSES:
-                task = "multiclass"
-            else:
-                task = "regression"
-        else:
-            task = "regression"
+        task = model_io.infer_task(labels)
     if task == "regression":
         if not numeric:
             raise TrainingInputError(f"label {label!r} is not numeric; it cannot be regressed")

@@ -227,6 +227,19 @@ def test_baseline_from_the_mlflow_production_alias(tmp_path, models, eval_path, 
     assert run.data.tags["baseline.version"] == version
 
 
+def test_a_worse_candidate_is_refused_by_default_unless_explicitly_allowed(tmp_path, models, eval_path):
+    against_clean = dict(baseline_source="uri", baseline_model_uri=models["clean"][0])
+    default = evaluate(tmp_path, models["shifted"], eval_path, **against_clean)
+    assert not default["blessed"]
+    [failed] = checks(default, "change", "fail")
+    assert failed["subject"] == "roc_auc" and failed["threshold"] == pytest.approx(0.01)
+    allowed = evaluate(
+        tmp_path, models["shifted"], eval_path, change_thresholds={"auc": 1.0}, **against_clean
+    )
+    assert checks(allowed, "change", "fail") == []
+    assert checks(allowed, "change", "pass")[0]["threshold"] == 1.0
+
+
 def test_multiclass_model(tmp_path, eval_path):
     model = train(tmp_path / "plan", demo.generate(1500, seed=7), "plan")
     assert model[1]["task"] == "multiclass"
@@ -271,6 +284,11 @@ def test_regression_model_against_a_baseline_with_fewer_features(tmp_path, eval_
         change_thresholds={"rmse": 0.5, "r2": 0.01},
     )
     assert {c["subject"] for c in checks(swapped, "change", "fail")} == {"rmse", "r2"}
+    # With no change thresholds, RMSE (the primary metric) may rise by 1 % of production's.
+    default = evaluate(tmp_path, baseline, eval_path, baseline_source="uri", baseline_model_uri=candidate[0])
+    [failed] = checks(default, "change", "fail")
+    assert failed["subject"] == "rmse"
+    assert failed["threshold"] == pytest.approx(0.01 * metrics["rmse"], rel=1e-6)
 
 
 def test_task_and_classes_come_from_the_label_without_metadata(tmp_path, models, eval_path):

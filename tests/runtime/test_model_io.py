@@ -111,3 +111,25 @@ def test_read_frame_errors(tmp_path):
         model_io.read_frame(str(tmp_path / "broken.parquet"))
     with pytest.raises(ValueError, match="no data URI"):
         model_io.read_frame("")
+
+
+@pytest.mark.parametrize(
+    ("labels", "task"),
+    [
+        ([0, 1, 1, 0], "binary"),
+        (["yes", "no", "no"], "binary"),
+        ([True, False, True], "binary"),
+        (["a", "b", "c"], "multiclass"),
+        (list(range(10)) * 2, "multiclass"),
+        (list(range(15)) * 2, "regression"),  # training said regression, evaluation multiclass
+        ([0.5, 1.5, 2.25], "regression"),
+    ],
+)
+def test_training_and_evaluation_infer_the_same_task(labels, task):
+    from components.evaluate_model import runtime as evaluate
+    from components.train_model import _features
+
+    series = pd.Series(labels)
+    assert model_io.infer_task(series) == task
+    assert _features.resolve_target(series, "y", "auto").task == task
+    assert evaluate._task("auto", {}, series) == task
