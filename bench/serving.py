@@ -1,7 +1,7 @@
 """Benchmark: the local KServe model server over HTTP versus calling the model in process.
 
 Measured side by side in one run (these machines are shared and noisy; compare the ratios):
-- the model server (``components.deploy_model.server``) on loopback, v1 ``:predict`` with 1
+- the model server (``components.model_server``) on loopback, v1 ``:predict`` with 1
   row and with a batch of rows per request, at 1, 8 and 32 concurrent clients (threads with
   keep-alive connections), plus v2 ``/infer`` at 1 client;
 - the same SavedModel called in process through ``model_io.predict`` with the same batch
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- machine: {machine()}",
         f"- command: `{command}`",
         f"- model: {args.model_dir or 'train_model on 4,000 demo rows (MLP 64-32)'}",
-        f"- server: components.deploy_model.server (kserve {_kserve_version()}, 1 uvicorn worker), "
+        f"- server: components.model_server (kserve {_kserve_version()}, 1 uvicorn worker), "
         "loopback HTTP, keep-alive connections; clients are threads in the benchmark process "
         "(they share the cores with the server)",
         f"- check: served vs in-process predictions, max |diff| = {max_diff:.2g}",

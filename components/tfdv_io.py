@@ -14,6 +14,9 @@ from components import uris
 
 logger = logging.getLogger(__name__)
 
+TRAINING, SERVING = "TRAINING", "SERVING"
+"""The schema environments: the label is required in TRAINING and absent in SERVING."""
+
 _EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 

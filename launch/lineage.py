@@ -55,7 +55,7 @@ def lineage(tracking_uri: str, model: str) -> dict:
 
 def reproduce(tracking_uri: str, model: str) -> dict:
     """Re-runs training and evaluation from the lineage record in the runtime image on this
-    machine's CPU (components/train_model/reproduce.py); returns its comparison record."""
+    machine's CPU (components/reproduce.py); returns its comparison record."""
     import os
 
     import docker
@@ -67,7 +67,7 @@ def reproduce(tracking_uri: str, model: str) -> dict:
     if data_uri and "://" not in data_uri:  # local data: the container sees the same path
         folder = os.path.dirname(os.path.abspath(data_uri))
         volumes[folder] = {"bind": folder, "mode": "ro"}
-    module = "components.train_model.reproduce"
+    module = "components.reproduce"
     command = ["python", "-m", module, "--tracking-uri", tracking_uri, "--model", model]
     try:
         out = docker.from_env().containers.run(

@@ -252,7 +252,7 @@ def ensure_model_server(serving_dir: Path, port: int = 8080, name: str = "kfp-ct
     url = f"http://127.0.0.1:{port}"
     serving_dir = Path(serving_dir).resolve()
     command = [
-        "python", "-m", "components.deploy_model.server",
+        "python", "-m", "components.model_server",
         "--serving-dir", str(serving_dir), "--http-port", str(port),
     ]
     _start_container(name, command, serving_dir, f"{url}/v2/health/ready")
@@ -273,7 +273,7 @@ def serve_model(
     if (model_dir is None) == (not registered_model):
         raise ValueError("give exactly one of a model folder or a registered model name")
     url = f"http://127.0.0.1:{port}"
-    command = ["python", "-m", "components.deploy_model.server"]
+    command = ["python", "-m", "components.model_server"]
     command += ["--model-name", name, "--http-port", str(port)]
     mount = None
     if model_dir is not None:

@@ -1,6 +1,6 @@
 """deploy_model target="local": a real KServe model server on localhost, then a pointer.
 
-The candidate is served by ``components.deploy_model.server`` in a subprocess on a free
+The candidate is served by ``components.model_server`` in a subprocess on a free
 loopback port and smoke-tested over HTTP (v1 and v2). Only then is it "promoted": its files are
 copied into ``<local_serving_dir>/<service>/<version>/`` and the pointer
 ``<local_serving_dir>/<service>.json`` is replaced atomically (the old one kept as
@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from components.deploy_model import _smoke
-from components.deploy_model.server import POINTER_SUFFIX, PREVIOUS_SUFFIX
+from components.model_server import POINTER_SUFFIX, PREVIOUS_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 class LocalServer:
-    """``python -m components.deploy_model.server --model-dir ...`` as a context manager."""
+    """``python -m components.model_server --model-dir ...`` as a context manager."""
 
     def __init__(self, model_dir: str, name: str, start_timeout: float, log_path: str):
         self.model_dir, self.name, self.start_timeout = model_dir, name, start_timeout
@@ -50,7 +50,7 @@ class LocalServer:
             [
                 sys.executable,
                 "-m",
-                "components.deploy_model.server",
+                "components.model_server",
                 "--model-dir",
                 self.model_dir,
                 "--model-name",

@@ -79,7 +79,7 @@ def deploy_model(
             template's.
         kubeconfig: Kubeconfig path; empty uses the in-cluster service account (or $KUBECONFIG).
         local_serving_dir: target=local: folder of pointer files <service_name>.json that a
-            persistent server (python -m components.deploy_model.server --serving-dir) serves.
+            persistent server (python -m components.model_server --serving-dir) serves.
         local_endpoint: target=local: URL of that persistent server; it is told to reload and
             smoke tested, and the previous pointer comes back if that fails.
         mlflow_tracking_uri: MLflow tracking URI for the production alias (default: the

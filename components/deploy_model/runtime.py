@@ -118,8 +118,8 @@ def run(
     """Deploys and smoke-tests; writes ``deployment_dir`` (deployment.json, inferenceservice.yaml),
     the Markdown report and, when ``verdict_path`` is given, the JSON verdict. Returns (healthy,
     deployment metadata)."""
-    from components import model_io, registry, uris
-    from components.deploy_model import _local, _smoke, kserve
+    from components import kserve, model_io, registry, uris
+    from components.deploy_model import _local, _smoke
 
     _validate(
         service_name=service_name,

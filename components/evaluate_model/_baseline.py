@@ -89,10 +89,10 @@ def _from_mlflow(work_dir: str, tracking_uri: str, name: str, alias: str) -> Bas
 def _from_kserve(service: str, namespace: str) -> Baseline:
     where = f"InferenceService {namespace}/{service}"
     try:
-        from components.deploy_model.kserve import current_storage_uri
+        from components.kserve import current_storage_uri
     except ImportError as exc:
         raise BaselineUnavailableError(
-            f"the KServe client is unavailable (components.deploy_model.kserve cannot be "
+            f"the KServe client is unavailable (components.kserve cannot be "
             f"imported: {exc}); cannot read the baseline from {where}"
         ) from exc
     try:

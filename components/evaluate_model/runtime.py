@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components import model_io
+from components import model_io, tfdv_io
 from components.evaluate_model import _baseline, _checks, _metrics, _probes, _report
 from components.evaluate_model._baseline import BaselineUnavailableError
 from components.verdict import WARN, Verdict
@@ -145,9 +145,7 @@ def run(
         latency_calls=latency_calls, robustness_min_agreement=robustness_min_agreement,
         robustness_tolerance=robustness_tolerance, min_slice_rows=min_slice_rows,
     )
-    if bool(eval_data_path) == bool(eval_data_uri):
-        raise ValueError("give exactly one of eval_data (artifact) and eval_data_uri")
-    data_uri = eval_data_path or eval_data_uri
+    data_uri = tfdv_io.one_source(eval_data_path, eval_data_uri, "evaluation data")
 
     label = label or str(metadata.get("label", ""))
     if not label:

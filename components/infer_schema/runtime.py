@@ -28,10 +28,10 @@ import math
 import re
 
 from components import tfdv_io
+from components.tfdv_io import SERVING, TRAINING
 
 logger = logging.getLogger(__name__)
 
-TRAINING, SERVING = "TRAINING", "SERVING"
 HISTOGRAMS = ("quantiles", "standard")
 _TIME_NAME = re.compile(r"(time|date|timestamp)|(_ts|_at)$", re.IGNORECASE)
 

@@ -65,19 +65,6 @@ class Target:
         return codes.astype(np.float32).reshape(-1, 1) if self.task == "binary" else codes
 
 
-def load_schema(path: str):
-    """The ``tensorflow_metadata`` Schema from a text proto file (as infer_schema writes it)."""
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    with open(path) as f:
-        text = f.read()
-    try:
-        return text_format.Parse(text, schema_pb2.Schema())
-    except text_format.ParseError as exc:
-        raise ValueError(f"{path!r} is not a text-format TFDV schema: {exc}") from exc
-
-
 def _schema_kind(feature) -> str:
     from tensorflow_metadata.proto.v0 import schema_pb2
 

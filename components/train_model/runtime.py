@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from components import images, model_io, uris
+from components import images, model_io, registry, tfdv_io, uris
 from components.train_model import _data, _features, _hardware, _model
 from components.train_model._checkpoints import BACKUP_SUBDIR, Checkpoints  # noqa: F401 - public
 from components.train_model._features import (  # noqa: F401 - the public error types
@@ -70,11 +70,7 @@ def _validate(
 ):
     if not label:
         raise ValueError("label must name the label column, got an empty string")
-    if bool(data_path) == bool(data_uri):
-        raise ValueError(
-            "exactly one of `data` (input artifact) and `data_uri` must be given, got "
-            f"data={data_path!r}, data_uri={data_uri!r}"
-        )
+    tfdv_io.one_source(data_path, data_uri, "training data")
     if not 0.0 < eval_fraction < 1.0:
         raise ValueError(f"eval_fraction must be between 0 and 1 (exclusive), got {eval_fraction}")
     if epochs < 1:
@@ -216,7 +212,7 @@ def run(
     logger.info("read %d rows x %d columns from %s (%s)", len(df), df.shape[1], source, data_hash)
     if len(df) == 0:
         raise EmptyDataError(f"the data at {recorded_uri!r} has no rows")
-    schema = _features.load_schema(schema_path) if schema_path else None
+    schema = tfdv_io.load_schema(schema_path) if schema_path else None
     specs = _features.feature_specs(
         df,
         schema,
@@ -264,7 +260,7 @@ def run(
         _model.compile_model(model, target, learning_rate)
     logger.info("model %s", _model.summary_line(model))
 
-    tracking_uri = mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    tracking_uri = registry.resolve_tracking_uri(mlflow_tracking_uri)
     params = {
         "label": label,
         "task": target.task,

@@ -15,13 +15,13 @@ import re
 from collections.abc import Callable
 
 from components import tfdv_io, verdict
+from components.tfdv_io import SERVING, TRAINING
 from components.validate_data import _report
 
 logger = logging.getLogger(__name__)
 
 GATE = "data-is-valid"
 FIRST_RUN_POLICIES = ("pass", "warn", "fail")
-TRAINING, SERVING = "TRAINING", "SERVING"
 ANOMALIES_FORMAT = "text"  # tensorflow_metadata Anomalies as a text proto
 _UNGATED = math.inf
 _COMPARATOR_REASONS = {

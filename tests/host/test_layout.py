@@ -59,3 +59,47 @@ def test_runtime_modules_never_import_kfp():
 def test_image_tags_follow_the_project_version():
     for image in images.ALL:
         assert image.endswith(f":{images.VERSION}")
+
+
+SHARED = sorted(p.stem for p in (ROOT / "components").glob("*.py") if p.stem != "__init__")
+"""The shared layer: top-level modules of components/ (URI layer, tables, schemas, model
+contract, KServe client, model server, registry, verdicts, lineage keys)."""
+ENTRY_POINTS = {"reproduce"}
+"""Shared-layer modules that run components end to end by design (re-training from lineage)."""
+
+
+def component_imports(path: Path) -> set[str]:
+    """The ``components.<name>`` names a module imports (``from components import x`` too)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module] + (
+                [f"components.{a.name}" for a in node.names] if node.module == "components" else []
+            )
+        else:
+            continue
+        names |= {m.split(".")[1] for m in modules if m.startswith("components.")}
+    return names
+
+
+def test_component_folders_import_only_the_shared_layer_and_themselves():
+    offenders = []
+    for folder in COMPONENT_DIRS:
+        for path in folder.glob("*.py"):
+            for name in component_imports(path) - set(SHARED) - {folder.name}:
+                offenders.append(f"{path.relative_to(ROOT)} imports components.{name}")
+    assert offenders == []
+
+
+def test_the_shared_layer_imports_no_component():
+    folders = {p.name for p in COMPONENT_DIRS}
+    offenders = [
+        f"components/{name}.py imports components.{imported}"
+        for name in SHARED
+        if name not in ENTRY_POINTS
+        for imported in component_imports(ROOT / "components" / f"{name}.py") & folders
+    ]
+    assert offenders == []
+    assert {"uris", "kserve", "model_server", "model_io", "registry", "tfdv_io", "verdict"} <= set(SHARED)

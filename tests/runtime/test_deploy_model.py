@@ -11,8 +11,8 @@ import pytest
 import saved_models
 from fake_kube import FakeKube
 
-from components import model_io, registry
-from components.deploy_model import _local, _smoke, kserve, runtime
+from components import kserve, model_io, registry
+from components.deploy_model import _local, _smoke, runtime
 from components.make_demo_data import runtime as demo
 from components.register_model import runtime as register
 
@@ -345,7 +345,7 @@ def persistent_server(tmp_path):
         [
             sys.executable,
             "-m",
-            "components.deploy_model.server",
+            "components.model_server",
             "--serving-dir",
             str(serving),
             "--http-port",

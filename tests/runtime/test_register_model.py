@@ -133,7 +133,7 @@ def test_server_cli_serves_a_registered_version(model_dir, mlflow_server, tmp_pa
         [
             sys.executable,
             "-m",
-            "components.deploy_model.server",
+            "components.model_server",
             "--registered-model",
             "churn-served",
             "--alias",

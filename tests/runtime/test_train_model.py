@@ -359,7 +359,7 @@ def test_bad_inputs_are_named_errors(tmp_path, demo_inputs):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"data_uri": ""}, "exactly one of `data`"),
+        ({"data_uri": ""}, "training data is required"),
         ({"eval_fraction": 1.0}, "eval_fraction must be between 0 and 1"),
         ({"epochs": 0}, "epochs must be at least 1"),
         ({"hidden_units": [64, 0]}, "hidden_units must be positive integers"),

@@ -1,7 +1,7 @@
 """Re-runs training and evaluation of a registered model version from its lineage in MLflow,
 on this machine, and puts each evaluation metric next to the recorded one.
 
-    python -m components.train_model.reproduce --tracking-uri URI --model NAME@ALIAS
+    python -m components.reproduce --tracking-uri URI --model NAME@ALIAS
 
 Runs in the runtime image (``python -m launch reproduce`` starts it there). The data is read
 at the recorded URI (the immutable snapshot when the run took one) and must still have the

@@ -9,13 +9,13 @@ missing value (NaN for numbers, ``""`` for strings).
 Three ways to say what to serve::
 
     # a model folder (<dir>/<version>/saved_model.pb)
-    python -m components.deploy_model.server --model-dir /models/churn --model-name churn --http-port 8080
+    python -m components.model_server --model-dir /models/churn --model-name churn --http-port 8080
     # a registered MLflow version (alias or version number), downloaded first
-    python -m components.deploy_model.server --registered-model churn --alias production \\
+    python -m components.model_server --registered-model churn --alias production \\
         --tracking-uri http://127.0.0.1:5000 --http-port 8080
     # every pointer <name>.json in a serving folder, as written by deploy_model(target="local");
     # deploy_model tells the server to re-read a pointer with POST /v2/repository/models/<name>/load
-    python -m components.deploy_model.server --serving-dir /srv/ct-serving --http-port 8080
+    python -m components.model_server --serving-dir /srv/ct-serving --http-port 8080
 
 Calling it::
 
@@ -222,7 +222,7 @@ def serve(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m components.deploy_model.server",
+        prog="python -m components.model_server",
         description="Serve TensorFlow SavedModels with KServe's model server (v1 and v2 protocols).",
     )
     source = parser.add_mutually_exclusive_group(required=True)
