@@ -52,20 +52,33 @@ POINTER_SUFFIX = ".json"
 PREVIOUS_SUFFIX = ".previous.json"
 
 
+class UnsafePathError(ValueError):
+    """A name or version would lead out of the serving folder."""
+
+
+def inside(serving_dir: str | os.PathLike, *parts: str) -> Path:
+    """``<serving_dir>/<parts...>``, refusing any part (a model name from a request URL, a
+    version string) that would lead out of the serving folder (``..``, absolute paths)."""
+    root = Path(serving_dir).resolve()
+    path = root.joinpath(*parts).resolve()
+    if path != root and root not in path.parents:
+        raise UnsafePathError(f"{'/'.join(parts)!r} leads out of the serving folder {root}")
+    return path
+
+
 def read_pointer(serving_dir: str | os.PathLike, name: str) -> dict[str, Any]:
     """The pointer ``<serving_dir>/<name>.json``; its ``model_dir`` made absolute.
 
     Raises:
         FileNotFoundError: naming the pointer, when there is none.
+        UnsafePathError: the name or the pointer's folder leads out of the serving folder.
     """
-    path = Path(serving_dir) / f"{name}{POINTER_SUFFIX}"
+    path = inside(serving_dir, f"{name}{POINTER_SUFFIX}")
     if not path.is_file():
         raise FileNotFoundError(f"no model pointer {path} (deploy_model target='local' writes it)")
     pointer = json.loads(path.read_text())
-    model_dir = Path(pointer["model_dir"])
-    if not model_dir.is_absolute():  # relative to the serving folder, so it can be mounted anywhere
-        model_dir = Path(serving_dir) / model_dir
-    return {**pointer, "model_dir": str(model_dir)}
+    # Relative to the serving folder, so it can be mounted anywhere.
+    return {**pointer, "model_dir": str(inside(serving_dir, pointer["model_dir"]))}
 
 
 def pointer_names(serving_dir: str | os.PathLike) -> list[str]:
@@ -163,7 +176,7 @@ def _model_classes():
             self.fixed = dict(fixed or {})
 
         def model_dir(self, name: str) -> tuple[str, str]:
-            if self.serving_dir and (Path(self.serving_dir) / f"{name}{POINTER_SUFFIX}").is_file():
+            if self.serving_dir and inside(self.serving_dir, f"{name}{POINTER_SUFFIX}").is_file():
                 pointer = read_pointer(self.serving_dir, name)
                 return pointer["model_dir"], str(pointer.get("model_version", ""))
             if name in self.fixed:

@@ -89,7 +89,7 @@ def reproduce(tracking_uri: str, model: str) -> dict:
     )
     blessing = json.loads(uris.read_bytes(tags[registry.lineage_tag("blessing")]))
     evaluation = evaluate.run(
-        model_dir=str(work / "model"), blessing_path=str(work / "blessing.json"),
+        model_dir=str(work / "model"), verdict_path=str(work / "verdict.json"),
         report_path=str(work / "report.md"), eval_data_path=str(work / "eval.parquet"),
         model_metadata=result.model_metadata, baseline_source="none", max_latency_p95_ms=0,
         robustness_noise=0,

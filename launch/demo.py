@@ -113,9 +113,9 @@ def _number(text: str):
 def _key_metrics(result: local.RunResult) -> str:
     """The candidate's headline metrics from its blessing report (a local file here)."""
     record = result.gate("model-is-blessed")
-    if not record or not Path(record.get("report_uri", "")).is_file():
+    if not record or not Path(record.get("verdict_uri", "")).is_file():
         return "-"
-    details = json.loads(Path(record["report_uri"]).read_text()).get("details", {})
+    details = json.loads(Path(record["verdict_uri"]).read_text()).get("details", {})
     metrics = details.get("candidate", {}).get("metrics", {})
     shown = [m for m in ("roc_auc", "accuracy", "macro_f1", "rmse", "r2") if m in metrics][:2]
     return ", ".join(f"{m} {metrics[m]:.3f}" for m in shown) or "-"
@@ -204,8 +204,8 @@ def _summary_table(results, root: Path, mlflow_uri: str, model: str, serving_url
             if record.get("failures"):
                 lines.append(f"\n{title}: {gate} FAILED because:")
                 lines += [f"  - {f.get('subject') or ''}: {f['reason']}" for f in record["failures"][:10]]
-            if record.get("report_uri"):
-                lines.append(f"{title}: {gate} report: {record['report_uri']}")
+            if record.get("verdict_uri"):
+                lines.append(f"{title}: {gate} verdict: {record['verdict_uri']}")
         if result.error:
             lines.append(f"\n{title}: pipeline error: {result.error}")
     production = local.mlflow_alias_version(mlflow_uri, model, "production")

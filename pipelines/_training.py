@@ -227,7 +227,7 @@ def gated_training(p, baseline, pod_settings: bool) -> None:
         mlflow_tracking_uri=p.mlflow_tracking_uri,
     )
     kubernetes_settings(validation, pod_settings, mlflow_secret=True)
-    _record(validation.outputs["report"], "data-is-valid", pod_settings)
+    _record(validation.outputs["verdict"], "data-is-valid", pod_settings)
 
     with dsl.If(validation.outputs["Output"] == True, name="data-is-valid"):  # noqa: E712
         train = train_model(
@@ -272,7 +272,7 @@ def gated_training(p, baseline, pod_settings: bool) -> None:
             kserve_namespace=p.namespace,
         )
         live(evaluation, pod_settings, mlflow_secret=True)  # its baseline is what serves now
-        _record(evaluation.outputs["blessing"], "model-is-blessed", pod_settings)
+        _record(evaluation.outputs["verdict"], "model-is-blessed", pod_settings)
 
         with dsl.If(evaluation.outputs["Output"] == True, name="model-is-blessed"):  # noqa: E712
             registration = register_model(
@@ -280,7 +280,7 @@ def gated_training(p, baseline, pod_settings: bool) -> None:
                 schema=schema.outputs["schema"],
                 statistics=statistics.outputs["statistics"],
                 anomalies=validation.outputs["anomalies"],
-                blessing=evaluation.outputs["blessing"],
+                blessing=evaluation.outputs["verdict"],
                 eval_data=train.outputs["eval_data"],
                 mlflow_tracking_uri=p.mlflow_tracking_uri,
                 registered_model_name=p.registered_model_name,
@@ -316,5 +316,5 @@ def defaults(pipeline) -> dict:
         if spec.default is not None
     }
 
-def _record(report, gate: str, pod_settings: bool):
-    return live(record_verdict(report=report, record_dir=RECORD_DIR, gate=gate), pod_settings, minio=True)
+def _record(verdict, gate: str, pod_settings: bool):
+    return live(record_verdict(verdict=verdict, record_dir=RECORD_DIR, gate=gate), pod_settings, minio=True)

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from components.deploy_model import _smoke
-from components.model_server import POINTER_SUFFIX, PREVIOUS_SUFFIX
+from components.model_server import POINTER_SUFFIX, PREVIOUS_SUFFIX, inside
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +100,9 @@ def promote(serving_dir: str, name: str, model_dir: str, model_version: str, mod
     root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc)
     folder = f"{model_version or 'v'}-{stamp.strftime('%Y%m%dT%H%M%S%fZ')}"
-    target = root / name / folder
+    target = inside(root, name, folder)
+    pointer_path = inside(root, f"{name}{POINTER_SUFFIX}")
     shutil.copytree(model_dir, target)
-    pointer_path = root / f"{name}{POINTER_SUFFIX}"
     if pointer_path.exists():
         os.replace(pointer_path, root / f"{name}{PREVIOUS_SUFFIX}")
     pointer = {

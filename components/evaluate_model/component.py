@@ -9,7 +9,7 @@ from components import images
 @dsl.component(base_image=images.RUNTIME, install_kfp_package=False)
 def evaluate_model(
     model: Input[Model],
-    blessing: Output[Artifact],
+    verdict: Output[Artifact],
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     report: Output[Markdown],
@@ -49,7 +49,7 @@ def evaluate_model(
     Args:
         model: Candidate SavedModel folder in the TF-Serving layout (``<path>/1/saved_model.pb``)
             with train_model's metadata (task, label, features, classes).
-        blessing: Output JSON verdict (gate model-is-blessed): every check with value,
+        verdict: Output JSON verdict (gate model-is-blessed): every check with value,
             threshold, pass/fail and a sentence; candidate and baseline metrics side by side.
         metrics: Output KFP Metrics: every candidate metric, baseline_<metric> when a baseline
             was evaluated, prediction_std, latency_p95_ms, robustness_agreement, eval_rows.
@@ -114,7 +114,7 @@ def evaluate_model(
         model_uri=model.uri,
         eval_data_path=eval_data.path if eval_data is not None else "",
         eval_data_uri=eval_data_uri,
-        blessing_path=blessing.path,
+        verdict_path=verdict.path,
         report_path=report.path,
         thresholds=thresholds,
         change_thresholds=change_thresholds,
@@ -148,5 +148,5 @@ def evaluate_model(
     if result["confusion_matrix"]:
         matrix = result["confusion_matrix"]
         classification_metrics.log_confusion_matrix(matrix["categories"], matrix["matrix"])
-    blessing.metadata.update({"blessed": result["blessed"], "summary": result["summary"]})
+    verdict.metadata.update({"blessed": result["blessed"], "summary": result["summary"]})
     return result["blessed"]

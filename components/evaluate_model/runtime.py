@@ -52,7 +52,7 @@ class EmptyEvaluationDataError(ValueError):
 def run(
     *,
     model_dir: str,
-    blessing_path: str,
+    verdict_path: str,
     report_path: str,
     eval_data_path: str = "",
     eval_data_uri: str = "",
@@ -82,11 +82,11 @@ def run(
     label: str = "",
     mlflow_experiment: str = "continuous-training",
 ) -> dict:
-    """Evaluates the candidate (and the baseline), writes the blessing JSON and Markdown report.
+    """Evaluates the candidate (and the baseline), writes the JSON verdict and the Markdown report.
 
     Args:
         model_dir: Candidate model folder (TF-Serving layout, ``<dir>/1/saved_model.pb``).
-        blessing_path: Where to write the verdict as JSON.
+        verdict_path: Where to write the verdict as JSON.
         report_path: Where to write the Markdown report.
         eval_data_path, eval_data_uri: The evaluation data (CSV/Parquet); exactly one is given.
         model_metadata: The candidate's artifact metadata (task, label, features, classes, ...).
@@ -285,8 +285,8 @@ def run(
             registered_model_name,
         )
 
-    Path(blessing_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(blessing_path).write_text(verdict.to_json())
+    Path(verdict_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(verdict_path).write_text(verdict.to_json())
     Path(report_path).parent.mkdir(parents=True, exist_ok=True)
     Path(report_path).write_text(
         _report.markdown(verdict, candidate, baseline, details["slices"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -33,7 +34,7 @@ def build(status: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[st
                     "verdict": "passed" if record["passed"] else "failed",
                     "summary": record.get("summary", ""),
                     "failures": record.get("failures", []),
-                    "report_uri": record.get("report_uri", ""),
+                    "verdict_uri": record.get("verdict_uri", ""),
                 }
             )
     stopped_at = next((g["gate"] for g in gates if g["verdict"] == "failed"), None)
@@ -57,10 +58,10 @@ def to_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"- **Stopped at gate:** {summary['stopped_at_gate']}")
     if summary["error"]:
         lines.append(f"- **Error:** {summary['error']}")
-    lines += ["", "| gate | verdict | summary | report |", "|---|---|---|---|"]
+    lines += ["", "| gate | verdict | summary | details |", "|---|---|---|---|"]
     for g in summary["gates"]:
-        report = g.get("report_uri", "")
-        lines.append(f"| {g['gate']} | {g['verdict']} | {g['summary']} | {report} |".replace("\n", " "))
+        details = g.get("verdict_uri", "")
+        lines.append(f"| {g['gate']} | {g['verdict']} | {g['summary']} | {details} |".replace("\n", " "))
     for g in summary["gates"]:
         if g["failures"]:
             lines += ["", f"## Why {g['gate']} failed", ""]
@@ -68,6 +69,22 @@ def to_markdown(summary: dict[str, Any]) -> str:
                 f"- {f['subject'] + ': ' if f.get('subject') else ''}{f['reason']}" for f in g["failures"]
             ]
     return "\n".join(lines) + "\n"
+
+
+def webhook_host(webhook_url: str) -> str:
+    """``scheme://host`` of a webhook: what logs and summaries may show (the path and query of
+    a webhook URL often carry its token).
+
+    Raises:
+        ValueError: not an http(s) URL with a host (naming the scheme, never the URL).
+    """
+    parts = urllib.parse.urlsplit(webhook_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"webhook_url must be an http:// or https:// URL with a host (got scheme "
+            f"{parts.scheme or 'none'!r}); nothing was posted"
+        )
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
 def post(webhook_url: str, summary: dict[str, Any], markdown: str, attempts: int = 3) -> None:
@@ -80,7 +97,8 @@ def post(webhook_url: str, summary: dict[str, Any], markdown: str, attempts: int
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                logger.info("posted the run summary to the webhook (HTTP %d)", response.status)
+                host = webhook_host(webhook_url)
+                logger.info("posted the run summary to %s (HTTP %d)", host, response.status)
                 return
         except OSError as exc:
             if attempt == attempts:
@@ -98,14 +116,21 @@ def run(*, status: dict[str, Any], record_dir: str, summary_path: str, webhook_u
     """
     summary = build(status, run_records.read_all(record_dir))
     markdown = to_markdown(summary)
+    bad_webhook = None
     if webhook_url:
         try:
+            host = webhook_host(webhook_url)
             post(webhook_url, summary, markdown)
+        except ValueError as exc:
+            bad_webhook = exc
+            markdown += f"\n> The run summary was not posted: {exc}\n"
         except OSError as exc:
-            logger.error("could not post the run summary to %s: %s", webhook_url, exc)
-            markdown += f"\n> The webhook {webhook_url} could not be reached: {exc}\n"
+            logger.error("could not post the run summary to %s: %s", host, exc)
+            markdown += f"\n> The webhook at {host} could not be reached: {exc}\n"
     with open(summary_path, "w") as f:
         f.write(markdown)
     run_records.write(record_dir, "summary", summary)
     logger.info("\n%s", markdown)
+    if bad_webhook is not None:  # the summary is written; the misconfiguration still fails the task
+        raise bad_webhook
     return summary

@@ -11,9 +11,9 @@ def validate_data(
     statistics: Input[Artifact],
     schema: Input[Artifact],
     anomalies: Output[Artifact],
-    report: Output[Artifact],
+    verdict: Output[Artifact],
     drift_metrics: Output[Metrics],
-    markdown: Output[Markdown],
+    report: Output[Markdown],
     html: Output[HTML],
     previous_statistics: Input[Artifact] = None,
     previous_statistics_uri: str = "",
@@ -35,12 +35,12 @@ def validate_data(
         schema: Schema text proto (infer_schema's output).
         anomalies: Output TFDV Anomalies as a text proto (metadata format="text"), including
             drift_skew_info with the measurement of every feature.
-        report: Output JSON verdict (gate data-is-valid): checks with feature, kind (TFDV
+        verdict: Output JSON verdict (gate data-is-valid): checks with feature, kind (TFDV
             anomaly or measurement type), observed value, threshold, status and a sentence;
             notes (first-run policy); details with drift/skew scores and metrics.
         drift_metrics: Output KFP Metrics for trending across runs: drift_<jsd|linf>__<feature>,
             skew_<jsd|linf>__<feature>, data_is_valid, failed_checks, rows, first_run.
-        markdown: Output Markdown report: the checks and a per-feature statistics table.
+        report: Output Markdown report: the checks and a per-feature statistics table.
         html: Output self-contained HTML report (no scripts, no network): checks and a
             per-feature statistics table, failing features highlighted.
         previous_statistics: Statistics of the previous run, for drift.
@@ -71,8 +71,8 @@ def validate_data(
         statistics_path=statistics.path,
         schema_path=schema.path,
         anomalies_path=anomalies.path,
+        verdict_path=verdict.path,
         report_path=report.path,
-        markdown_path=markdown.path,
         html_path=html.path,
         previous_statistics_path=previous_statistics.path if previous_statistics is not None else "",
         previous_statistics_uri=previous_statistics_uri,
@@ -83,5 +83,5 @@ def validate_data(
         environment=environment,
         log_metric=drift_metrics.log_metric,
     )
-    report.metadata.update({"passed": result.passed, "summary": result.summary()})
+    verdict.metadata.update({"passed": result.passed, "summary": result.summary()})
     return result.passed

@@ -44,8 +44,8 @@ def run(
     statistics_path: str,
     schema_path: str,
     anomalies_path: str,
+    verdict_path: str,
     report_path: str,
-    markdown_path: str,
     html_path: str,
     previous_statistics_path: str = "",
     previous_statistics_uri: str = "",
@@ -62,8 +62,8 @@ def run(
         statistics_path: Statistics of the data to validate.
         schema_path: Schema (text proto) to validate against.
         anomalies_path: Where the TFDV Anomalies text proto goes.
-        report_path: Where the JSON verdict goes (checks, notes, drift/skew scores).
-        markdown_path: Where the Markdown report goes.
+        verdict_path: Where the JSON verdict goes (checks, notes, drift/skew scores).
+        report_path: Where the Markdown report goes.
         html_path: Where the self-contained HTML report goes.
         previous_statistics_path: Statistics of the previous run (drift), as an artifact path.
         previous_statistics_uri: The same as a path or URI.
@@ -129,7 +129,7 @@ def run(
         }
     )
     _write_outputs(
-        result, anomalies, context, previous, anomalies_path, report_path, markdown_path, html_path
+        result, anomalies, context, previous, anomalies_path, verdict_path, report_path, html_path
     )
     for name, value in metrics.items():
         if log_metric is not None:
@@ -336,15 +336,15 @@ def _metric_name(feature: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", feature).strip("_") or "feature"
 
 
-def _write_outputs(result, anomalies, context, previous, anomalies_path, report_path, markdown_path,
+def _write_outputs(result, anomalies, context, previous, anomalies_path, verdict_path, report_path,
                    html_path) -> None:
     from google.protobuf import text_format
 
     with open(anomalies_path, "w", encoding="utf-8") as handle:
         handle.write(text_format.MessageToString(anomalies))
-    with open(report_path, "w", encoding="utf-8") as handle:
+    with open(verdict_path, "w", encoding="utf-8") as handle:
         handle.write(result.to_json())
-    with open(markdown_path, "w", encoding="utf-8") as handle:
+    with open(report_path, "w", encoding="utf-8") as handle:
         handle.write(_report.markdown(result, context, previous))
     with open(html_path, "w", encoding="utf-8") as handle:
         handle.write(_report.html_page(result, context, previous))

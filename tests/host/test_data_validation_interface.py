@@ -40,9 +40,9 @@ def test_validate_data_returns_the_gate_and_every_report():
     assert outputs["Output"].type == "Boolean"
     assert {name: spec.type for name, spec in outputs.items() if name != "Output"} == {
         "anomalies": "system.Artifact@0.0.1",
-        "report": "system.Artifact@0.0.1",
+        "verdict": "system.Artifact@0.0.1",
         "drift_metrics": "system.Metrics@0.0.1",
-        "markdown": "system.Markdown@0.0.1",
+        "report": "system.Markdown@0.0.1",
         "html": "system.HTML@0.0.1",
     }
     for name in ("previous_statistics", "serving_statistics"):

@@ -26,7 +26,7 @@ def test_outputs_are_the_gate_and_typed_artifacts(tmp_path):
     assert outputs["parameters"]["Output"]["parameterType"] == "BOOLEAN"
     titles = {name: a["artifactType"]["schemaTitle"] for name, a in outputs["artifacts"].items()}
     assert titles == {
-        "blessing": "system.Artifact",
+        "verdict": "system.Artifact",
         "metrics": "system.Metrics",
         "classification_metrics": "system.ClassificationMetrics",
         "report": "system.Markdown",

@@ -126,9 +126,9 @@ def failed_checks(gate: dict) -> dict[str, str]:
     return {f["subject"]: f["reason"] for f in gate["failures"]}
 
 
-def report(gate: dict) -> dict:
+def verdict(gate: dict) -> dict:
     """The gate's whole JSON verdict (every check), read while the day's run is on disk."""
-    return json.loads(Path(gate["report_uri"]).read_text())
+    return json.loads(Path(gate["verdict_uri"]).read_text())
 
 
 def test_day_1_clean_data_is_registered_promoted_and_served(week):
@@ -152,12 +152,12 @@ def test_day_2_new_clean_sample_is_measured_against_production_and_replaces_it(w
     assert gate["passed"], gate
     # Production's statistics came back from MLflow (the day-1 pipeline root is gone): drift
     # was measured for the features, not skipped as on a first run.
-    checks = report(gate)["checks"]
+    checks = verdict(gate)["checks"]
     assert len([c for c in checks if c["name"] == "drift"]) >= 5, checks
     assert not any(c["name"] == "first_run" for c in checks), checks
     blessing = result.gate("model-is-blessed")
     assert blessing["passed"], blessing
-    assert report(blessing)["details"]["baseline"]["version"] == "1"
+    assert verdict(blessing)["details"]["baseline"]["version"] == "1"
     assert production(week) == "2"
     assert served(week)[0] == "2"
     week["served_day2"] = served(week)[1]

@@ -417,3 +417,24 @@ def test_redeploying_the_serving_model_only_smoke_tests_it(cluster, models, eval
     assert healthy and metadata["action"] == "unchanged"
     assert len([r for r in cluster.requests if r["method"] != "GET"]) == writes
     assert "PASS | smoke-test" in report
+
+
+def test_no_name_or_version_leaves_the_serving_folder(models, tmp_path, persistent_server):
+    from components import model_server
+
+    url, serving = persistent_server
+    (tmp_path / "secret.json").write_text(json.dumps({"model_dir": "/etc"}))
+    # A request URL naming ../secret: refused, nothing outside the folder is read or loaded.
+    for name in ("..%2Fsecret", "%2E%2E%2Fsecret", ".."):
+        with pytest.raises(_smoke.SmokeTestError, match="answered HTTP [45]"):
+            _smoke.post_json(f"{url}/v2/repository/models/{name}/load", None, timeout=30)
+    with pytest.raises(model_server.UnsafePathError, match="leads out of the serving folder"):
+        model_server.read_pointer(serving, "../secret")
+    # A pointer whose folder points outside is refused too.
+    (serving / "evil.json").write_text(json.dumps({"model_dir": "../../etc"}))
+    with pytest.raises(model_server.UnsafePathError):
+        model_server.read_pointer(serving, "evil")
+    # A version string with ../ cannot place the copy outside.
+    with pytest.raises(model_server.UnsafePathError):
+        _local.promote(str(serving), NAME, models["a"], "../../escaped", "gs://b/m")
+    assert not list(tmp_path.glob("escaped*")) and not (serving / "churn.json").exists()

@@ -61,7 +61,7 @@ def evaluate(tmp_path, model, eval_data, **kwargs) -> dict:
     kwargs.setdefault("latency_calls", 20)
     result = runtime.run(
         model_dir=model_dir, model_metadata=metadata, model_uri=model_dir,
-        eval_data_path=eval_data, blessing_path=str(tmp_path / "blessing.json"),
+        eval_data_path=eval_data, verdict_path=str(tmp_path / "blessing.json"),
         report_path=str(tmp_path / "report.md"), **kwargs,
     )
     result["blessing"] = json.loads((tmp_path / "blessing.json").read_text())
@@ -464,17 +464,17 @@ def test_component_writes_the_artifacts_the_kubeflow_ui_reads(tmp_path, models, 
 
     metrics = out(dsl.Metrics, "metrics")
     classification = out(dsl.ClassificationMetrics, "classification_metrics")
-    blessing, report = out(dsl.Artifact, "blessing"), out(dsl.Markdown, "report")
+    verdict, report = out(dsl.Artifact, "verdict"), out(dsl.Markdown, "report")
     blessed = evaluate_model.python_func(
         model=dsl.Model(name="model", uri=model_dir, metadata=metadata),
         eval_data=dsl.Dataset(name="eval_data", uri=eval_path, metadata={}),
-        blessing=blessing, metrics=metrics, classification_metrics=classification, report=report,
+        verdict=verdict, metrics=metrics, classification_metrics=classification, report=report,
         thresholds={"roc_auc": 0.7}, baseline_source="uri",
         baseline_model_uri=models["shifted"][0], change_thresholds={"roc_auc": 0.01},
         latency_calls=10,
     )
-    assert blessed is True and blessing.metadata["blessed"] is True
-    assert json.loads(Path(blessing.path).read_text())["passed"] is True
+    assert blessed is True and verdict.metadata["blessed"] is True
+    assert json.loads(Path(verdict.path).read_text())["passed"] is True
     assert "| roc_auc |" in Path(report.path).read_text()
     assert metrics.metadata["roc_auc"] > 0.7 and "baseline_roc_auc" in metrics.metadata
 

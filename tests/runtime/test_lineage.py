@@ -35,7 +35,7 @@ def data_gate(tmp_path: Path, stats: Path, schema_uri: str, previous_statistics_
     out = {n: tmp_path / n for n in ("anomalies.pbtxt", "report.json", "report.md", "report.html")}
     validate.run(
         statistics_path=str(stats), schema_path=str(schema), anomalies_path=str(out["anomalies.pbtxt"]),
-        report_path=str(out["report.json"]), markdown_path=str(out["report.md"]),
+        verdict_path=str(out["report.json"]), report_path=str(out["report.md"]),
         html_path=str(out["report.html"]), previous_statistics_uri=previous_statistics_uri,
         log_metric=lambda *_: None,
     )

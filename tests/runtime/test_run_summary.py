@@ -30,7 +30,7 @@ def test_records_then_summary_names_the_gate_and_reason(tmp_path):
         ("schema", "plan", PASS, "ok"),
     )
     record = record_verdict.run(
-        report_path=data_report, report_uri="gs://b/report.json", record_dir=record_dir,
+        verdict_path=data_report, verdict_uri="gs://b/verdict.json", record_dir=record_dir,
         gate="data-is-valid",
     )
     assert record["passed"] is False and record["failures"][0]["subject"] == "age"
@@ -48,15 +48,15 @@ def test_records_then_summary_names_the_gate_and_reason(tmp_path):
     markdown = summary_path.read_text()
     assert "## Why data-is-valid failed" in markdown
     assert "age: column 'age' arrived as STRING" in markdown
-    assert "gs://b/report.json" in markdown
+    assert "gs://b/verdict.json" in markdown
     assert run_records.read_all(record_dir)["summary"]["state"] == "SUCCEEDED"
 
 
 def test_a_report_that_is_not_a_verdict_is_refused(tmp_path):
     path = tmp_path / "x.json"
     path.write_text("{}")
-    with pytest.raises(ValueError, match="not a verdict report"):
-        record_verdict.run(report_path=str(path), report_uri="u", record_dir=str(tmp_path), gate="g")
+    with pytest.raises(ValueError, match="not a verdict"):
+        record_verdict.run(verdict_path=str(path), verdict_uri="u", record_dir=str(tmp_path), gate="g")
 
 
 def test_summary_of_a_run_with_no_records(tmp_path):
@@ -96,13 +96,31 @@ def test_summary_is_posted_to_the_webhook(tmp_path):
     assert _Hook.received[0]["text"].startswith("# Run summary")
 
 
-def test_unreachable_webhook_is_noted_not_fatal(tmp_path, monkeypatch):
+def test_unreachable_webhook_is_noted_not_fatal_and_its_token_never_shown(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr("time.sleep", lambda s: None)
+    caplog.set_level("DEBUG")
     summarize_run.run(
         status={"state": "SUCCEEDED"}, record_dir=str(tmp_path), summary_path=str(tmp_path / "s.md"),
-        webhook_url="http://127.0.0.1:9/hook",
+        webhook_url="http://127.0.0.1:9/services/T000/B000/s3cr3t-token?key=also-secret",
     )
-    assert "could not be reached" in (tmp_path / "s.md").read_text()
+    text = (tmp_path / "s.md").read_text()
+    assert "The webhook at http://127.0.0.1:9 could not be reached" in text
+    for secret in ("s3cr3t-token", "also-secret", "/services/"):
+        assert secret not in text and secret not in caplog.text
+        assert secret not in json.dumps(run_records.read_all(str(tmp_path)))
+
+
+@pytest.mark.parametrize("url", ["ftp://hooks.example.com/x/token", "hooks.example.com/token", "http:///token"])
+def test_a_malformed_webhook_is_a_clear_error_after_the_summary_is_written(tmp_path, url):
+    with pytest.raises(ValueError, match="http:// or https:// URL with a host") as raised:
+        summarize_run.run(
+            status={"state": "SUCCEEDED"}, record_dir=str(tmp_path), summary_path=str(tmp_path / "s.md"),
+            webhook_url=url,
+        )
+    assert "token" not in str(raised.value)
+    text = (tmp_path / "s.md").read_text()
+    assert text.startswith("# Run summary") and "was not posted" in text and "token" not in text
+    assert run_records.read_all(str(tmp_path))["summary"]["state"] == "SUCCEEDED"
 
 
 def test_baseline_comes_from_the_production_version_tags(mlflow_server, tmp_path):
