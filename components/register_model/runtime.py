@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from components import registry
+
 logger = logging.getLogger(__name__)
 
 _ALIAS = re.compile(r"^[A-Za-z0-9_\-]+$")
@@ -63,6 +65,52 @@ def _log_as(path: str, artifact_file: str) -> None:
         mlflow.log_artifact(target, artifact_path=folder)
 
 
+def _registered_by(client, name: str, pipeline_run_id: str):
+    """The version an earlier attempt of the same pipeline run registered, or None."""
+    if not pipeline_run_id:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(
+            f"name = '{name}' and tags.pipeline_run_id = '{pipeline_run_id}'"
+        )
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return max(found, key=lambda v: int(v.version)) if found else None
+
+
+def _log_run(experiment, name, model_dir, model_metadata, lineage_paths, tags) -> tuple[str, str]:
+    """Logs the model folder and the lineage files as a run; returns (run id, model source).
+    ``tags`` gains the ``runs:/`` location of each lineage file."""
+    import mlflow
+
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"register-{name}", tags=tags) as active:
+        run_id = active.info.run_id
+        mlflow.log_artifacts(model_dir, artifact_path="model")
+        mlflow.log_dict(model_metadata, "model_metadata.json")
+        for key, path in sorted(lineage_paths.items()):
+            _log_as(path, registry.LINEAGE_FILES[key])
+            tags[registry.lineage_tag(key)] = f"runs:/{run_id}/{registry.LINEAGE_FILES[key]}"
+        mlflow.set_tags(tags)
+        return run_id, f"{active.info.artifact_uri.rstrip('/')}/model"
+
+
+def _ensure_registered_model(client, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(
+            name, description="TensorFlow SavedModel (TF-Serving layout) from kfp-continuous-training"
+        )
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
 def run(
     *,
     model_dir: str,
@@ -90,9 +138,7 @@ def run(
         NotBlessedError: the blessing says the model failed its gate.
         components.registry.RegistryUnavailable: the tracking server did not answer (retried).
     """
-    import mlflow
-
-    from components import images, registry
+    from components import images
 
     if not registered_model_name:
         raise ValueError("registered_model_name is required")
@@ -133,28 +179,19 @@ def run(
     }
     tags = {k: _tag(v) for k, v in tags.items() if v not in ("", None, {})}
 
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=f"register-{registered_model_name}", tags=tags) as active:
-        run_id = active.info.run_id
-        mlflow.log_artifacts(model_dir, artifact_path="model")
-        mlflow.log_dict(model_metadata, "model_metadata.json")
-        for name, path in sorted(lineage_paths.items()):
-            _log_as(path, registry.LINEAGE_FILES[name])
-            tags[registry.lineage_tag(name)] = f"runs:/{run_id}/{registry.LINEAGE_FILES[name]}"
-        mlflow.set_tags(tags)
-        source = f"{active.info.artifact_uri.rstrip('/')}/model"
-
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.create_registered_model(
-            registered_model_name,
-            description="TensorFlow SavedModel (TF-Serving layout) from kfp-continuous-training",
+    version = _registered_by(client, registered_model_name, pipeline_run_id)
+    if version is not None:  # a retry of a run whose earlier attempt already registered
+        logger.info(
+            "pipeline run %s already registered %s version %s: reused, not registered twice",
+            pipeline_run_id, registered_model_name, version.version,
         )
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    version = client.create_model_version(registered_model_name, source, run_id=run_id, tags=tags)
+        run_id, source = version.run_id, version.source
+    else:
+        run_id, source = _log_run(
+            experiment, registered_model_name, model_dir, model_metadata, lineage_paths, tags
+        )
+        _ensure_registered_model(client, registered_model_name)
+        version = client.create_model_version(registered_model_name, source, run_id=run_id, tags=tags)
     client.set_registered_model_alias(registered_model_name, alias, version.version)
     logger.info(
         "registered %s version %s from run %s (alias %s) at %s",

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -74,15 +75,14 @@ def register(model_dir, mlflow_server, tmp_path, name, **kwargs):
         mlflow_tracking_uri=mlflow_server,
         lineage_paths={key: str(run_root / key) for key in files},
         pipeline_artifact_uris={key: f"minio://mlpipeline/v2/artifacts/run-123/{key}" for key in files},
-        pipeline_run_id="run-123",
         output_path=str(tmp_path / "registered.json"),
-        **kwargs,
+        **{"pipeline_run_id": f"run-{uuid.uuid4().hex[:8]}", **kwargs},
     )
 
 
 def test_registers_a_version_with_lineage(model_dir, mlflow_server, tmp_path, monkeypatch):
-    first = register(model_dir, mlflow_server, tmp_path, "churn-register")
-    second = register(model_dir, mlflow_server, tmp_path, "churn-register")
+    first = register(model_dir, mlflow_server, tmp_path, "churn-register", pipeline_run_id="run-122")
+    second = register(model_dir, mlflow_server, tmp_path, "churn-register", pipeline_run_id="run-123")
     shutil.rmtree(tmp_path / "pipeline-root")  # a lifecycle rule empties the pipeline root
 
     assert (first["version"], second["version"]) == ("1", "2")
@@ -181,3 +181,13 @@ def test_tracking_uri_comes_from_the_environment(model_dir, mlflow_server, tmp_p
 def test_reserved_or_malformed_alias_is_rejected(model_dir, tmp_path, alias):
     with pytest.raises(ValueError, match="alias"):
         register(model_dir, "http://127.0.0.1:9", tmp_path, "churn-y", alias=alias)
+
+
+def test_a_retry_of_the_same_pipeline_run_reuses_its_version(model_dir, mlflow_server, tmp_path):
+    first = register(model_dir, mlflow_server, tmp_path, "churn-retry", pipeline_run_id="job-42")
+    retry = register(model_dir, mlflow_server, tmp_path, "churn-retry", pipeline_run_id="job-42")
+    other = register(model_dir, mlflow_server, tmp_path, "churn-retry", pipeline_run_id="job-43")
+    assert retry["version"] == first["version"] == "1" and retry["run_id"] == first["run_id"]
+    assert other["version"] == "2"
+    versions = registry.client(mlflow_server).search_model_versions("name='churn-retry'")
+    assert sorted(v.version for v in versions) == ["1", "2"]
