@@ -438,3 +438,58 @@ def test_no_name_or_version_leaves_the_serving_folder(models, tmp_path, persiste
     with pytest.raises(model_server.UnsafePathError):
         _local.promote(str(serving), NAME, models["a"], "../../escaped", "gs://b/m")
     assert not list(tmp_path.glob("escaped*")) and not (serving / "churn.json").exists()
+
+
+@pytest.fixture
+def s3_mlflow(s3_env, tmp_path, monkeypatch):
+    """A real MLflow server whose artifact store is the S3-compatible server (a direct root, as
+    production MLflow servers run, so KServe can read what it stores)."""
+    import os
+    import time
+    import urllib.request
+
+    from conftest import free_port
+
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", os.environ["AWS_ENDPOINT_URL"])
+    port = free_port()
+    log = open(tmp_path / "mlflow.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/m.db",
+         "--default-artifact-root", f"s3://{s3_env}/mlflow", "--no-serve-artifacts",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    for _ in range(180):
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                break
+        except OSError:
+            assert proc.poll() is None, (tmp_path / "mlflow.log").read_text()
+            time.sleep(0.5)
+    yield uri
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+def test_the_served_storage_uri_is_the_registered_copy(models, eval_path, tmp_path, servers, s3_mlflow):
+    version = register.run(
+        model_dir=models["a"], model_metadata={"framework": "tensorflow"},
+        model_uri="minio://mlpipeline/run/model", registered_model_name="churn-home",
+        mlflow_tracking_uri=s3_mlflow,
+    )["version"]
+    source = registry.version_source(s3_mlflow, "churn-home", version)
+    assert source.startswith("s3://") and "/mlflow/" in source, source
+    with FakeKube({source: servers[URI_A]}, ready_after=1) as fake:
+        healthy, metadata = runtime.run(
+            model_dir=models["a"], model_uri="minio://mlpipeline/run/model", eval_data_path=eval_path,
+            deployment_dir=str(tmp_path / "deployment"), report_path=str(tmp_path / "report.md"),
+            service_name=NAME, target="kserve", namespace=NS, ready_timeout_seconds=5,
+            poll_interval_seconds=0.05, kubeconfig=fake.kubeconfig(tmp_path / "kubeconfig"),
+            mlflow_tracking_uri=s3_mlflow, registered_model_name="churn-home", model_version=version,
+        )
+        served = fake.serving(NS, NAME)["spec"]["predictor"]["model"]["storageUri"]
+    assert healthy, (tmp_path / "report.md").read_text()
+    assert served == source  # MLflow's artifact store, not the run's pipeline root
+    assert registry.version_by_alias(s3_mlflow, "churn-home", "production").version == version
