@@ -300,6 +300,7 @@ def gated_training(p, baseline, pod_settings: bool) -> None:
                 mlflow_tracking_uri=p.mlflow_tracking_uri,
                 registered_model_name=p.registered_model_name,
                 model_version=registration.outputs["Output"],
+                blessing=evaluation.outputs["verdict"],
             )
             # Deploying is an action on live traffic: never cached. It rolls back by itself; a
             # retry would repeat a rollout, so it is not retried either.

@@ -35,6 +35,7 @@ def deploy_model(
     mlflow_tracking_uri: str = "",
     registered_model_name: str = "",
     model_version: str = "",
+    blessing: Input[Artifact] = None,
 ) -> bool:
     """Deploys a model, proves it with real inference requests, then promotes or rolls back.
 
@@ -87,6 +88,10 @@ def deploy_model(
         registered_model_name: Registered model whose alias "production" moves to
             model_version on success (never on failure).
         model_version: The registered version deployed (register_model's output).
+        blessing: The model-is-blessed verdict (evaluate_model's ``verdict``): the production
+            version the candidate was compared with. Production changes hands by
+            compare-and-set: a newer version that took production meanwhile is never replaced
+            by this older one (refused, traffic untouched, with the reason).
 
     Returns:
         True when the new model serves and passed its smoke test (deployment-is-healthy).
@@ -127,6 +132,7 @@ def deploy_model(
         mlflow_tracking_uri=mlflow_tracking_uri,
         registered_model_name=registered_model_name,
         model_version=model_version,
+        blessing_path=blessing.path if blessing is not None else "",
     )
     deployment.metadata.update(metadata)
     return healthy

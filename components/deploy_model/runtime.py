@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from components.verdict import FAIL, PASS, Verdict
+from components.verdict import FAIL, PASS, WARN, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -114,10 +114,15 @@ def run(
     mlflow_tracking_uri: str = "",
     registered_model_name: str = "",
     model_version: str = "",
+    blessing_path: str = "",
 ) -> tuple[bool, dict[str, Any]]:
     """Deploys and smoke-tests; writes ``deployment_dir`` (deployment.json, inferenceservice.yaml),
     the Markdown report and, when ``verdict_path`` is given, the JSON verdict. Returns (healthy,
-    deployment metadata)."""
+    deployment metadata).
+
+    ``blessing_path`` (evaluate_model's verdict) names the production version the candidate
+    was compared against; production then changes hands only by compare-and-set (see
+    ``production_check``)."""
     from components import kserve, model_io, registry, uris
     from components.deploy_model import _local, _smoke
 
@@ -163,7 +168,12 @@ def run(
     verdict.notes.append(f"target {target}; model {uri}; {len(frame)} smoke rows; tolerance {tolerance:g}")
 
     error: Exception | None = None
-    if target == "local":
+    evaluated_against = _evaluated_against(blessing_path)
+    if registered_model_name and not production_check(
+        mlflow_tracking_uri, registered_model_name, str(model_version), evaluated_against, verdict
+    ):
+        outcome = {"name": service_name, "healthy": False, "action": "refused"}
+    elif target == "local":
         outcome = _local.deploy(
             model_dir=model_dir,
             name=service_name,
@@ -209,9 +219,14 @@ def run(
 
     healthy = verdict.passed and bool(outcome.get("healthy")) and error is None
     if healthy and registered_model_name:
-        _move_production_alias(
-            mlflow_tracking_uri, registered_model_name, str(model_version), verdict, outcome
-        )
+        # Checked again just before the alias moves: another run may have finished meanwhile.
+        if production_check(
+            mlflow_tracking_uri, registered_model_name, str(model_version), evaluated_against, verdict,
+            serving=True,
+        ):
+            _move_production_alias(
+                mlflow_tracking_uri, registered_model_name, str(model_version), verdict, outcome
+            )
     healthy = verdict.passed and healthy
     outcome.update(target=target, healthy=healthy)
     verdict.details = {"deployment": outcome}
@@ -225,6 +240,61 @@ def run(
     if error is not None:
         raise error
     return healthy, metadata
+
+
+def _evaluated_against(blessing_path: str) -> str | None:
+    """The registry version the model gate compared the candidate with ("" when there was no
+    production yet); None when unknown (no blessing, or a baseline not from the registry)."""
+    if not blessing_path:
+        return None
+    baseline = (json.loads(Path(blessing_path).read_text()).get("details") or {}).get("baseline") or {}
+    if baseline.get("source") != "mlflow":
+        return None
+    return str(baseline.get("version") or "")
+
+
+def production_check(
+    tracking_uri: str, name: str, version: str, evaluated_against: str | None, verdict: Verdict,
+    *, serving: bool = False,
+) -> bool:
+    """Compare-and-set on the production alias, as one check of the verdict.
+
+    Production may change hands when it is still the version the candidate was evaluated
+    against (or already is the candidate: a redeploy). When another run moved it meanwhile, the
+    newer registered version wins: an older candidate is refused (traffic untouched), a newer
+    one goes ahead over the older one that got there first. Unknown ``evaluated_against``
+    (None) skips the comparison but still never replaces a newer version.
+    """
+    from components import registry
+
+    uri = registry.resolve_tracking_uri(tracking_uri, required_for=f"the production alias of {name}")
+    current = registry.version_by_alias(uri, name, PRODUCTION_ALIAS)
+    now = str(current.version) if current else ""
+    subject = f"{name}@{PRODUCTION_ALIAS}"
+    against = f"version {evaluated_against}" if evaluated_against else "no production"
+    if now == version:
+        status, reason = PASS, f"version {version} is already production"
+    elif now and int(now) > int(version):
+        consequence = (
+            "the alias is not moved: serving and the registry disagree until the next run deploys "
+            "production again" if serving else "this candidate is not deployed and traffic is untouched"
+        )
+        status = FAIL
+        reason = f"production is version {now}, newer than this candidate (version {version}, evaluated "
+        reason += f"against {against}): {consequence}"
+    elif evaluated_against is None or now == evaluated_against:
+        status = PASS
+        reason = f"production is {'version ' + now if now else 'not set yet'}" + (
+            ", as when this candidate was evaluated" if evaluated_against is not None else ""
+        )
+    else:
+        status = WARN
+        reason = f"production moved from {against} to version {now or '(none)'} since this candidate was "
+        reason += f"evaluated; version {version} is newer, so it goes ahead"
+    verdict.add(
+        "production-unchanged", subject, status, reason, value=now or None, threshold=evaluated_against
+    )
+    return status != FAIL
 
 
 def _move_production_alias(tracking_uri: str, name: str, version: str, verdict: Verdict, outcome: dict):

@@ -493,3 +493,76 @@ def test_the_served_storage_uri_is_the_registered_copy(models, eval_path, tmp_pa
     assert healthy, (tmp_path / "report.md").read_text()
     assert served == source  # MLflow's artifact store, not the run's pipeline root
     assert registry.version_by_alias(s3_mlflow, "churn-home", "production").version == version
+
+
+def blessing_against(tmp_path, version: str) -> str:
+    """A model-is-blessed verdict that compared the candidate with production ``version``."""
+    path = tmp_path / f"blessing-{len(list(tmp_path.glob('blessing-*')))}.json"
+    path.write_text(json.dumps({"gate": "model-is-blessed", "passed": True, "checks": [],
+                                "details": {"baseline": {"source": "mlflow", "version": version}}}))
+    return str(path)
+
+
+@pytest.mark.parametrize("order", ["newer first", "older first"])
+def test_interleaved_deployments_newer_wins(models, eval_path, tmp_path, mlflow_server, order):
+    """Two runs blessed their candidates against the same production version, then deploy in
+    either order: the newer registered version ends in production and serving; an older one
+    arriving second is refused with the reason and touches nothing."""
+    name = f"churn-race-{order.split()[0]}"
+    serving = tmp_path / "serving"
+    production, older, newer = (
+        register.run(model_dir=models[m], model_metadata={}, model_uri=f"file://{models[m]}",
+                     registered_model_name=name, mlflow_tracking_uri=mlflow_server)["version"]
+        for m in ("a", "b", "b")
+    )
+    common = dict(
+        local_serving_dir=str(serving), mlflow_tracking_uri=mlflow_server, registered_model_name=name
+    )
+    assert deploy_local(models, eval_path, tmp_path, "a", model_version=production, **common)[0]
+
+    def deploy_candidate(version):
+        blessing = blessing_against(tmp_path, production)
+        healthy, _, out = deploy_local(
+            models, eval_path, tmp_path, "b", model_version=version, blessing_path=blessing, **common
+        )
+        return healthy, (out / "report.md").read_text()
+
+    if order == "newer first":
+        assert deploy_candidate(newer)[0]
+        healthy, report = deploy_candidate(older)
+        assert not healthy
+        assert f"production is version {newer}, newer than this candidate (version {older}" in report
+        assert "not deployed and traffic is untouched" in report
+    else:
+        assert deploy_candidate(older)[0]
+        healthy, report = deploy_candidate(newer)
+        assert healthy, report
+        assert f"version {newer} is newer, so it goes ahead" in report
+    assert registry.version_by_alias(mlflow_server, name, "production").version == newer
+    assert json.loads((serving / "churn.json").read_text())["model_version"] == newer
+
+
+def test_a_candidate_blessed_against_production_deploys(models, eval_path, tmp_path, mlflow_server):
+    name = "churn-cas"
+    serving = tmp_path / "serving"
+    first, second = (
+        register.run(model_dir=models[m], model_metadata={}, model_uri=f"file://{models[m]}",
+                     registered_model_name=name, mlflow_tracking_uri=mlflow_server)["version"]
+        for m in ("a", "b")
+    )
+    common = dict(
+        local_serving_dir=str(serving), mlflow_tracking_uri=mlflow_server, registered_model_name=name
+    )
+    healthy, _, out = deploy_local(
+        models, eval_path, tmp_path, "a", model_version=first, blessing_path=blessing_against(tmp_path, ""),
+        **common,
+    )
+    assert healthy and "production is not set yet, as when this candidate was evaluated" in (
+        out / "report.md").read_text()
+    healthy, _, out = deploy_local(
+        models, eval_path, tmp_path, "b", model_version=second,
+        blessing_path=blessing_against(tmp_path, first), **common,
+    )
+    assert healthy
+    report = (out / "report.md").read_text()
+    assert f"production is version {first}, as when this candidate was evaluated" in report
