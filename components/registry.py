@@ -29,6 +29,7 @@ LINEAGE_FILES = {
     "statistics": "lineage/statistics.pb",
     "anomalies": "lineage/anomalies.pbtxt",
     "eval_data": "lineage/eval_data.parquet",
+    "predictions": "lineage/predictions.parquet",
     "blessing": "lineage/blessing.json",
 }
 """What register_model stores with each model version (in the registration run's artifacts),

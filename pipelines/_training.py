@@ -282,6 +282,7 @@ def gated_training(p, baseline, pod_settings: bool) -> None:
                 anomalies=validation.outputs["anomalies"],
                 blessing=evaluation.outputs["verdict"],
                 eval_data=train.outputs["eval_data"],
+                predictions=evaluation.outputs["predictions"],
                 mlflow_tracking_uri=p.mlflow_tracking_uri,
                 registered_model_name=p.registered_model_name,
                 pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,

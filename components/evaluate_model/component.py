@@ -13,6 +13,7 @@ def evaluate_model(
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     report: Output[Markdown],
+    predictions: Output[Dataset],
     eval_data: Input[Dataset] = None,
     eval_data_uri: str = "",
     # kfp compiles literal defaults into the spec; the body never mutates them.
@@ -57,6 +58,9 @@ def evaluate_model(
             curve (binary) and confusion matrix, as the Kubeflow UI renders them.
         report: Output Markdown report: checks, candidate vs baseline (metric, candidate,
             baseline, delta), sliced metrics.
+        predictions: Output Parquet, one row per evaluation row: the label, the candidate's
+            prediction and (classifiers) its score; stored with the registered version as
+            the reference for monitoring.
         eval_data: Evaluation data (CSV or Parquet with the label), e.g. train_model's
             eval_data. Give this or eval_data_uri.
         eval_data_uri: Evaluation data as a local path or gs:// / s3:// URI, instead of eval_data.
@@ -108,6 +112,7 @@ def evaluate_model(
     from components.evaluate_model import runtime
 
     logging.basicConfig(level=logging.INFO)
+    predictions.uri += ".parquet"
     result = runtime.run(
         model_dir=model.path,
         model_metadata=dict(model.metadata),
@@ -116,6 +121,7 @@ def evaluate_model(
         eval_data_uri=eval_data_uri,
         verdict_path=verdict.path,
         report_path=report.path,
+        predictions_path=predictions.path,
         thresholds=thresholds,
         change_thresholds=change_thresholds,
         baseline_source=baseline_source,

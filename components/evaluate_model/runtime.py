@@ -81,6 +81,7 @@ def run(
     task: str = "auto",
     label: str = "",
     mlflow_experiment: str = "continuous-training",
+    predictions_path: str = "",
 ) -> dict:
     """Evaluates the candidate (and the baseline), writes the JSON verdict and the Markdown report.
 
@@ -118,6 +119,9 @@ def run(
         mlflow_tracking_uri: Registry for baseline_source=mlflow, and where metrics are logged
             (empty: ``MLFLOW_TRACKING_URI``; neither: nothing is logged).
         mlflow_experiment: Experiment of the evaluation run in MLflow.
+        predictions_path: When given, the candidate's prediction for every evaluation row goes
+            there as Parquet (the label, ``prediction``, and ``score`` for classifiers): the
+            reference that live monitoring compares served predictions with.
 
     Returns:
         ``{"blessed": bool, "summary": str, "metrics": {name: float} (candidate metrics and
@@ -285,6 +289,8 @@ def run(
             registered_model_name,
         )
 
+    if predictions_path:
+        _write_predictions(predictions_path, frame[label], task, candidate_pred, classes)
     Path(verdict_path).parent.mkdir(parents=True, exist_ok=True)
     Path(verdict_path).write_text(verdict.to_json())
     Path(report_path).parent.mkdir(parents=True, exist_ok=True)
@@ -381,6 +387,21 @@ def _read(uri: str, label: str) -> pd.DataFrame:
         logger.warning("dropping %d rows without a label %r", int(unlabelled.sum()), label)
         frame = frame[~unlabelled].reset_index(drop=True)
     return frame
+
+
+def _write_predictions(path: str, labels: pd.Series, task: str, predictions: np.ndarray, classes) -> None:
+    """One row per evaluation row: the label, the prediction (a class, or the regressed value)
+    and, for classifiers, the score of the predicted class."""
+    out = pd.DataFrame({labels.name: labels.to_numpy()})
+    if task == "regression":
+        out["prediction"] = predictions.reshape(-1)
+    else:
+        index = _metrics.predicted_classes(task, predictions.reshape(-1) if task == "binary" else predictions)
+        out["prediction"] = [classes[i] for i in index]
+        scores = predictions.reshape(-1) if task == "binary" else predictions.max(axis=1)
+        out["score"] = np.where(index == 1, scores, 1 - scores) if task == "binary" else scores
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    out.to_parquet(path, index=False)
 
 
 def _task(task: str, metadata: dict, labels: pd.Series) -> str:

@@ -17,6 +17,7 @@ def register_model(
     anomalies: Input[Artifact] = None,
     blessing: Input[Artifact] = None,
     eval_data: Input[Dataset] = None,
+    predictions: Input[Dataset] = None,
     pipeline_run_id: str = "",
     alias: str = "candidate",
     experiment: str = "continuous-training",
@@ -48,6 +49,8 @@ def register_model(
             outcome, summary and check values become tags. A failed blessing is refused.
         eval_data: Optional held-out evaluation rows; stored with the version (the reference
             for monitoring and reproduction).
+        predictions: Optional evaluation predictions (evaluate_model's); stored with the
+            version (what monitoring compares served predictions with).
         pipeline_run_id: The pipeline run id, recorded as a tag (e.g. dsl.PIPELINE_JOB_ID_PLACEHOLDER).
         alias: Alias moved to the new version ("candidate"; deploy_model moves "production").
         experiment: MLflow experiment of the registration run.
@@ -61,7 +64,8 @@ def register_model(
 
     logging.basicConfig(level=logging.INFO)
     lineage = dict(
-        schema=schema, statistics=statistics, anomalies=anomalies, blessing=blessing, eval_data=eval_data
+        schema=schema, statistics=statistics, anomalies=anomalies, blessing=blessing, eval_data=eval_data,
+        predictions=predictions,
     )
     given = {name: artifact for name, artifact in lineage.items() if artifact is not None}
     result = runtime.run(

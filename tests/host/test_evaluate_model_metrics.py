@@ -30,6 +30,7 @@ def test_outputs_are_the_gate_and_typed_artifacts(tmp_path):
         "metrics": "system.Metrics",
         "classification_metrics": "system.ClassificationMetrics",
         "report": "system.Markdown",
+        "predictions": "system.Dataset",
     }
 
 

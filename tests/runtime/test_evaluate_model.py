@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -82,8 +83,13 @@ def test_better_candidate_than_baseline_is_blessed(tmp_path, models, eval_path):
         baseline_source="uri", baseline_model_uri=models["shifted"][0],
         thresholds={"auc": 0.7, "log_loss": 0.6}, change_thresholds={"auc": 0.01, "f1": 0.02},
         slice_columns=["plan", "age"], fairness_max_gap=0.3,
+        predictions_path=str(tmp_path / "predictions.parquet"),
     )
     assert result["blessed"], result["summary"]
+    predictions = pd.read_parquet(tmp_path / "predictions.parquet")
+    assert set(predictions["prediction"]) <= {0, 1} and predictions["score"].between(0.5, 1).all()
+    correct = (predictions["prediction"] == predictions[demo.LABEL]).mean()
+    assert correct == pytest.approx(result["metrics"]["accuracy"])
     blessing = result["blessing"]
     assert blessing["gate"] == "model-is-blessed" and blessing["passed"] is True
     names = {(c["name"], c["subject"]) for c in blessing["checks"]}
@@ -246,7 +252,13 @@ def test_multiclass_model(tmp_path, eval_path):
     result = evaluate(
         tmp_path, model, eval_path,
         thresholds={"accuracy": 0.8, "macro_f1": 0.7}, slice_columns=["region"],
+        predictions_path=str(tmp_path / "predictions.parquet"),
     )
+    predictions = pd.read_parquet(tmp_path / "predictions.parquet")
+    assert list(predictions.columns) == ["plan", "prediction", "score"] and len(predictions) == 600
+    assert set(predictions["prediction"]) <= set(demo.PLANS)
+    correct = (predictions["prediction"] == predictions["plan"]).mean()
+    assert correct == pytest.approx(result["metrics"]["accuracy"])
     assert result["blessed"], result["summary"]
     assert set(result["metrics"]) >= {"accuracy", "macro_f1", "log_loss"}
     assert "roc_auc" not in result["metrics"] and result["roc_curve"] is None
@@ -465,10 +477,12 @@ def test_component_writes_the_artifacts_the_kubeflow_ui_reads(tmp_path, models, 
     metrics = out(dsl.Metrics, "metrics")
     classification = out(dsl.ClassificationMetrics, "classification_metrics")
     verdict, report = out(dsl.Artifact, "verdict"), out(dsl.Markdown, "report")
+    predictions = out(dsl.Dataset, "predictions")
     blessed = evaluate_model.python_func(
         model=dsl.Model(name="model", uri=model_dir, metadata=metadata),
         eval_data=dsl.Dataset(name="eval_data", uri=eval_path, metadata={}),
         verdict=verdict, metrics=metrics, classification_metrics=classification, report=report,
+        predictions=predictions,
         thresholds={"roc_auc": 0.7}, baseline_source="uri",
         baseline_model_uri=models["shifted"][0], change_thresholds={"roc_auc": 0.01},
         latency_calls=10,
@@ -476,6 +490,7 @@ def test_component_writes_the_artifacts_the_kubeflow_ui_reads(tmp_path, models, 
     assert blessed is True and verdict.metadata["blessed"] is True
     assert json.loads(Path(verdict.path).read_text())["passed"] is True
     assert "| roc_auc |" in Path(report.path).read_text()
+    assert predictions.uri.endswith(".parquet") and len(pd.read_parquet(predictions.path)) == 600
     assert metrics.metadata["roc_auc"] > 0.7 and "baseline_roc_auc" in metrics.metadata
 
     # ROC curve: what the Kubeflow UI plots (confidenceMetrics entries), finite, <= 200 points.
