@@ -210,22 +210,39 @@ def _model_classes():
     return SavedModelModel, ServingRepository
 
 
+DEFAULT_HOST = "127.0.0.1"
+"""Where the local server listens unless told otherwise: this machine only."""
+
+
 def serve(
-    *, http_port: int, model_dir: str = "", model_name: str = "", serving_dir: str = "", workers: int = 1
+    *,
+    http_port: int,
+    model_dir: str = "",
+    model_name: str = "",
+    serving_dir: str = "",
+    host: str = DEFAULT_HOST,
 ) -> None:
-    """Serves until stopped (SIGTERM/SIGINT). See the module docstring for the three modes."""
+    """Serves until stopped (SIGTERM/SIGINT) on ``host``. See the module docstring for the
+    three modes."""
     import kserve
+
+    class BoundModelServer(kserve.ModelServer):
+        # kserve 0.21's REST server always binds 0.0.0.0; its uvicorn config is read only when
+        # the event loop runs, which starts right after this hook.
+        def setup_event_loop(self):
+            if self._rest_server is not None:
+                self._rest_server.config.host = host
+            super().setup_event_loop()
 
     _, ServingRepository = _model_classes()
     fixed = {model_name: model_dir} if model_dir else {}
     repository = ServingRepository(serving_dir=serving_dir, fixed=fixed)
     repository.load_models()
     models = list(repository.get_models().values())
-    logger.info("serving %s on port %d", sorted(repository.get_models()) or "no models yet", http_port)
-    server = kserve.ModelServer(
+    logger.info("serving %s on %s:%d", sorted(repository.get_models()) or "no models yet", host, http_port)
+    server = BoundModelServer(
         http_port=http_port,
         enable_grpc=False,
-        workers=workers,
         registered_models=repository,
         enable_latency_logging=False,  # one log line per request costs more than a small model
     )
@@ -251,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--download-dir", default="", help="where to download a registered model")
     parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}; 0.0.0.0: all)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -269,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         name = name or Path(model_dir.rstrip("/")).name
     # kserve parses sys.argv when imported; hide ours so its defaults apply.
     sys.argv = sys.argv[:1]
-    serve(http_port=args.http_port, model_dir=model_dir, model_name=name, serving_dir=args.serving_dir or "")
+    serve(
+        http_port=args.http_port, model_dir=model_dir, model_name=name, serving_dir=args.serving_dir or "",
+        host=args.host,
+    )
     return 0
 
 

@@ -566,3 +566,16 @@ def test_a_candidate_blessed_against_production_deploys(models, eval_path, tmp_p
     assert healthy
     report = (out / "report.md").read_text()
     assert f"production is version {first}, as when this candidate was evaluated" in report
+
+
+def test_the_local_server_listens_on_loopback_only(servers):
+    import socket
+
+    port = int(servers[URI_A].rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outbound interface
+        address = probe.getsockname()[0]
+    assert not address.startswith("127."), f"no non-loopback address to test with ({address})"
+    assert _local.endpoint_answers(servers[URI_A])
+    with pytest.raises(OSError):
+        socket.create_connection((address, port), timeout=5).close()
