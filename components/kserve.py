@@ -235,14 +235,16 @@ def predictor_status(isvc: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def service_url(isvc: dict[str, Any] | None) -> str:
-    """status.url, else the predictor's url or address."""
+    """Where a pod in the cluster reaches the service: ``status.address.url`` (the in-cluster
+    address), else the predictor's address, else the external ``status.url`` (which pods often
+    cannot resolve)."""
     status = (isvc or {}).get("status") or {}
     predictor = predictor_status(isvc)
     return (
-        status.get("url")
-        or predictor.get("url")
+        (status.get("address") or {}).get("url")
         or (predictor.get("address") or {}).get("url")
-        or (status.get("address") or {}).get("url")
+        or status.get("url")
+        or predictor.get("url")
         or ""
     )
 

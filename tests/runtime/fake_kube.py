@@ -340,19 +340,22 @@ class FakeKube:
                 "message": f'Revision "{latest.name}" is not ready yet',
             }
         url = self.url_of(rolled_out)
+        # As on a cluster: the external URL is not reachable from here; the address is.
+        meta = obj["metadata"]
+        external = f"http://{meta['name']}.{meta.get('namespace', 'default')}.example.invalid"
         predictor = {
             "latestCreatedRevision": latest.name,
             "latestReadyRevision": next((r.name for r in reversed(state["revisions"]) if r.ready), None),
             "latestRolledoutRevision": rolled_out.name if rolled_out else None,
             "previousRolledoutRevision": state["previous"].name if state["previous"] else None,
-            "url": url,
+            "url": external,
             "address": {"url": url},
         }
         if traffic:
             predictor["traffic"] = traffic
         obj["status"] = {
             "observedGeneration": state["observed"],
-            "url": url,
+            "url": external,
             "address": {"url": url},
             "conditions": [{"type": "PredictorReady", "status": condition["status"]}, condition],
             "components": {"predictor": {k: v for k, v in predictor.items() if v is not None}},

@@ -579,3 +579,9 @@ def test_the_local_server_listens_on_loopback_only(servers):
     assert _local.endpoint_answers(servers[URI_A])
     with pytest.raises(OSError):
         socket.create_connection((address, port), timeout=5).close()
+
+
+def test_smoke_requests_go_to_the_in_cluster_address():
+    isvc = {"status": {"url": "http://churn.models.example.com", "address": {"url": "http://churn.models.svc"}}}
+    assert kserve.service_url(isvc) == "http://churn.models.svc"
+    assert kserve.service_url({"status": {"url": "http://only-external"}}) == "http://only-external"
