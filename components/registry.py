@@ -42,6 +42,21 @@ def lineage_tag(name: str) -> str:
     return f"{name}_uri"
 
 
+def parse_model_ref(ref: str) -> tuple[str, str, str]:
+    """``NAME@ALIAS`` or ``NAME/VERSION`` as (name, alias, version); one of the last two is "".
+
+    Raises:
+        ValueError: naming the expected forms.
+    """
+    name, at, alias = ref.partition("@")
+    if at and name and alias:
+        return name, alias, ""
+    name, _, version = ref.rpartition("/")
+    if name and version.isdigit():
+        return name, "", version
+    raise ValueError(f"model must be NAME@ALIAS or NAME/VERSION, got {ref!r}")
+
+
 class TrackingUriMissing(RuntimeError):
     """MLflow is needed but no tracking URI reached the task."""
 

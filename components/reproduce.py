@@ -33,12 +33,9 @@ class NotReproducible(RuntimeError):
 
 
 def _version(client, model: str):
-    if "@" in model:
-        name, alias = model.split("@", 1)
+    name, alias, number = registry.parse_model_ref(model)
+    if alias:
         return name, client.get_model_version_by_alias(name, alias)
-    name, _, number = model.rpartition("/")
-    if not name:
-        raise ValueError(f"model must be NAME@ALIAS or NAME/VERSION, got {model!r}")
     return name, client.get_model_version(name, number)
 
 

@@ -200,8 +200,10 @@ def load_statistics(uri: str, what: str = "statistics"):
             return stats
     except Exception:  # noqa: BLE001 - not a binary proto: try the other encodings
         pass
-    local = uris.local_path(uri) or (filesystem_for(uri)[1] if uri.startswith(uris.MLFLOW_SCHEMES) else None)
-    if local is None:
+    from pyarrow import fs
+
+    filesystem, local = filesystem_for(uri)  # MLflow URIs come back downloaded (once, cached)
+    if not isinstance(filesystem, fs.LocalFileSystem):
         raise DataReadError(f"{what} {uri!r} is not a binary DatasetFeatureStatisticsList proto")
     import tensorflow_data_validation as tfdv
 

@@ -69,14 +69,13 @@ def filesystem_for(uri: str):
         return fs.LocalFileSystem(), path
     if uri.startswith(MLFLOW_SCHEMES):
         return fs.LocalFileSystem(), download_mlflow(uri)
-    if uri.startswith(_S3_SCHEMES):
+    if uri.startswith(_S3_SCHEMES) and _s3_settings(uri).endpoint:
         settings = _s3_settings(uri)
-        bucket_key = uri.split("://", 1)[1]
         try:
-            return fs.S3FileSystem(**settings.pyarrow_kwargs()), bucket_key
+            return fs.S3FileSystem(**settings.pyarrow_kwargs()), uri.split("://", 1)[1]
         except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid/OSError
-            raise UriError(f"cannot open {uri!r} (S3 endpoint {settings.endpoint or 'AWS'}): {exc}") from exc
-    if uri.startswith("gs://"):
+            raise UriError(f"cannot open {uri!r} (S3 endpoint {settings.endpoint}): {exc}") from exc
+    if uri.startswith(("s3://", "gs://")):  # AWS or GCS itself: pyarrow finds the bucket's region
         try:
             return fs.FileSystem.from_uri(uri)
         except Exception as exc:  # noqa: BLE001
@@ -133,12 +132,17 @@ def delete_dir(uri: str) -> None:
 
 def upload_dir(local_dir: str, uri: str) -> int:
     """Copies every file under ``local_dir`` to the folder ``uri``; returns the file count."""
+    import shutil
+
+    filesystem, base = filesystem_for(uri)
     count = 0
     for root, _, names in os.walk(local_dir):
         for name in names:
             source = os.path.join(root, name)
-            with open(source, "rb") as f:
-                write_bytes(join(uri, os.path.relpath(source, local_dir)), f.read())
+            target = join(base, os.path.relpath(source, local_dir))
+            filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+            with open(source, "rb") as f, filesystem.open_output_stream(target) as out:
+                shutil.copyfileobj(f, out, 1 << 20)
             count += 1
     return count
 
@@ -239,17 +243,17 @@ def _gcs_fingerprint(uri: str) -> Fingerprint:
 @dataclass(frozen=True)
 class _S3Settings:
     endpoint: str  # "" = AWS
-    region: str
+    region: str | None  # None: the SDK's own default (S3 redirects to the bucket's region)
 
     def pyarrow_kwargs(self) -> dict:
-        kwargs = {"region": self.region}
+        kwargs = {"region": self.region} if self.region else {}
         if self.endpoint:
             scheme, _, host = self.endpoint.partition("://")
             kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
         return kwargs
 
     def boto3_kwargs(self) -> dict:
-        kwargs = {"region_name": self.region}
+        kwargs = {"region_name": self.region} if self.region else {}
         if self.endpoint:
             kwargs["endpoint_url"] = self.endpoint
         return kwargs
@@ -260,8 +264,9 @@ def _s3_settings(uri: str) -> _S3Settings:
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL", "")
     if uri.startswith("minio://") and not endpoint:
         endpoint = MINIO_DEFAULT_ENDPOINT
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return _S3Settings(endpoint=endpoint, region=region)
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    # An S3-compatible server (MinIO) needs some region for request signing.
+    return _S3Settings(endpoint=endpoint, region=region or ("us-east-1" if endpoint else None))
 
 
 # ------------------------------------------------------------------------------------ MLflow

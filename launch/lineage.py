@@ -9,7 +9,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from components.registry import LINEAGE_FILES, lineage_tag
+from components.registry import LINEAGE_FILES, lineage_tag, parse_model_ref
 
 
 def _get(tracking_uri: str, path: str, **query) -> dict:
@@ -24,14 +24,11 @@ def _get(tracking_uri: str, path: str, **query) -> dict:
 
 def lineage(tracking_uri: str, model: str) -> dict:
     """The lineage record of ``model`` ("name@alias" or "name/version")."""
-    if "@" in model:
-        name, alias = model.split("@", 1)
+    name, alias, number = parse_model_ref(model)
+    if alias:
         version = _get(tracking_uri, "registered-models/alias", name=name, alias=alias)["model_version"]
-    elif "/" in model:
-        name, number = model.rsplit("/", 1)
-        version = _get(tracking_uri, "model-versions/get", name=name, version=number)["model_version"]
     else:
-        raise ValueError(f"--model must be NAME@ALIAS or NAME/VERSION, got {model!r}")
+        version = _get(tracking_uri, "model-versions/get", name=name, version=number)["model_version"]
     tags = {t["key"]: t["value"] for t in version.get("tags", [])}
     record = {
         "model": name,
