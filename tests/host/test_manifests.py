@@ -1,6 +1,7 @@
 """manifests/: every kustomize overlay renders, with the kinds and fields deploy_model relies on."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,31 @@ def test_prod_keeps_replicas_warm_and_dev_scales_to_zero():
     prod = render("kserve", "prod")["InferenceService"][0]["spec"]["predictor"]
     assert dev["minReplicas"] == 0 and prod["minReplicas"] >= 2
     assert prod["model"]["runtimeVersion"]
+
+
+REQUIREMENTS = ROOT.parent / "images" / "runtime" / "requirements.txt"
+# TF Serving releases trail TensorFlow's. Where the TensorFlow that trains the model has no TF
+# Serving release yet, the prod overlay serves with the newest one, named here: tensorflow/serving
+# has tags up to 2.20.0 and no 2.21. A new TensorFlow pin without an entry must match exactly.
+TF_SERVING_FOR_TENSORFLOW = {"2.21": "2.20"}
+
+
+def major_minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def test_prod_serving_runtime_matches_the_training_tensorflow():
+    pins = re.findall(r"^tensorflow==([\d.]+)\s*$", REQUIREMENTS.read_text(), flags=re.MULTILINE)
+    assert len(pins) == 1, f"expected one exact tensorflow pin in {REQUIREMENTS}, found {pins}"
+    trained_with = major_minor(pins[0])
+    prod = render("kserve", "prod")["InferenceService"][0]["spec"]["predictor"]["model"]
+    served_with = major_minor(str(prod["runtimeVersion"]))
+    expected = TF_SERVING_FOR_TENSORFLOW.get(trained_with, trained_with)
+    assert served_with == expected, (
+        f"the prod overlay serves with TF Serving {prod['runtimeVersion']} but the model is trained "
+        f"with tensorflow {pins[0]}: set runtimeVersion to {expected}.x in "
+        "manifests/kserve/overlays/prod/kustomization.yaml"
+    )
 
 
 @pytest.mark.parametrize("env", ENVS)
