@@ -3,8 +3,14 @@
 A ``kserve.Model`` subclass loads a SavedModel in the TF-Serving layout through
 ``components.model_io`` (so it is fed exactly as evaluation feeds it) and answers the KServe
 v1 protocol (``/v1/models/<name>:predict``, the same as TF Serving's REST API on a cluster)
-and the v2 / Open Inference Protocol (``/v2/models/<name>/infer``). JSON ``null`` means a
-missing value (NaN for numbers, ``""`` for strings).
+and the v2 / Open Inference Protocol (``/v2/models/<name>/infer``, model metadata with every
+input's and output's datatype and shape at ``GET /v2/models/<name>``).
+
+A missing value is sent as TF Serving takes it, so one request works on both: the bare token
+``NaN`` for a float feature (not valid strict JSON, but TF Serving's parser and this server
+accept it; ``Infinity`` too, the model treats any non-finite float as missing), ``""`` for a
+string, ``-1`` for an integer-coded category. JSON ``null`` is accepted here too (read as
+missing) but TF Serving refuses it: clients that must work on a cluster never send it.
 
 Three ways to say what to serve::
 
@@ -22,7 +28,7 @@ Calling it::
     curl localhost:8080/v1/models/churn                      # {"name": "churn", "ready": true}
     curl -X POST localhost:8080/v1/models/churn:predict -H 'content-type: application/json' \\
       -d '{"instances": [{"age": 41, "tenure_months": 12, "monthly_charges": 70.5,
-           "total_charges": null, "support_calls": 3, "plan": "basic", "region": "north",
+           "total_charges": NaN, "support_calls": 3, "plan": "basic", "region": "north",
            "payment_method": "card", "contract_type": 0}]}'
     # -> {"predictions": [0.73]}
     curl -X POST localhost:8080/v2/models/churn/infer -H 'content-type: application/json' \\
@@ -30,6 +36,8 @@ Calling it::
                       {"name": "plan", "shape": [1], "datatype": "BYTES", "data": ["basic"]}, ...]}'
     # -> {"model_name": "churn", "outputs": [{"name": "predictions", "shape": [1],
     #     "datatype": "FP32", "data": [0.73]}], ...}
+    curl localhost:8080/v2/models/churn    # {"inputs": [{"name": "age", "datatype": "FP32",
+                                           #   "shape": [-1]}, ...], "outputs": [...]}
     curl -X POST localhost:8080/v2/repository/models/churn/load   # re-read churn.json
 """
 
@@ -90,6 +98,10 @@ def pointer_names(serving_dir: str | os.PathLike) -> list[str]:
     )
 
 
+V2_DATATYPES = {"float32": "FP32", "int64": "INT64", "string": "BYTES"}
+"""Open Inference Protocol datatype of each signature dtype the model contract allows."""
+
+
 def _model_classes():
     """The kserve classes, imported lazily (kserve parses sys.argv at import)."""
     import kserve
@@ -98,6 +110,12 @@ def _model_classes():
     from kserve.errors import InvalidInput
 
     from components import model_io
+
+    def tensor_metadata(name: str, spec) -> dict:
+        """One OIP metadata entry; -1 marks a variable-size dimension (the batch)."""
+        shape = [-1 if d is None else int(d) for d in spec.shape.as_list()]
+        datatype = V2_DATATYPES.get(spec.dtype.name, spec.dtype.name.upper())
+        return {"name": name, "datatype": datatype, "shape": shape}
 
     class SavedModelModel(kserve.Model):
         """One SavedModel, served under ``name`` (v1 instances/inputs, v2 tensors by feature)."""
@@ -112,8 +130,20 @@ def _model_classes():
         def load(self) -> bool:
             self.loaded = model_io.load(self.model_dir)
             self.inputs = model_io.serving_inputs(self.loaded)
+            signature = self.loaded.signatures[model_io.SIGNATURE]
+            _, input_specs = signature.structured_input_signature
+            self.input_types = [tensor_metadata(n, spec) for n, spec in input_specs.items()]
+            self.output_types = [tensor_metadata(n, spec) for n, spec in signature.structured_outputs.items()]
             self.ready = True
             return self.ready
+
+        # The v2 metadata endpoint (GET /v2/models/<name>) lists these, so that generic Open
+        # Inference Protocol clients can build requests.
+        def get_input_types(self) -> list[dict]:
+            return self.input_types
+
+        def get_output_types(self) -> list[dict]:
+            return self.output_types
 
         def _frame(self, payload) -> pd.DataFrame:
             if isinstance(payload, kserve.InferRequest):
@@ -210,6 +240,47 @@ def _model_classes():
     return SavedModelModel, ServingRepository
 
 
+def _data_plane_class():
+    """kserve's DataPlane, reading JSON bodies the way TF Serving and generic v2 clients send them.
+
+    - v1 bodies are parsed with Python's json, which (like TF Serving's parser) accepts the
+      ``NaN``/``Infinity`` tokens a client sends for missing floats; kserve's orjson refuses them.
+    - A v2 JSON body without a content-type header (tritonclient's JSON mode sends none) is
+      read as JSON; kserve would take it for a binary request and refuse it for lacking the
+      ``inference-header-content-length`` header.
+    """
+    from cloudevents.sdk.converters.util import has_binary_headers
+    from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER, PredictorProtocol
+    from kserve.errors import InvalidInput
+    from kserve.protocol.dataplane import DataPlane
+    from kserve.protocol.rest.v2_datamodels import InferenceRequest
+
+    class JsonDataPlane(DataPlane):
+        def decode(self, body, headers, protocol_version=PredictorProtocol.REST_V1.value, model_name=None):
+            if isinstance(body, (bytes, bytearray)) and not (headers and has_binary_headers(headers)):
+                v2 = protocol_version.lower() == PredictorProtocol.REST_V2.value
+                if not v2 and _is_json(headers):
+                    body = _loads(body)
+                elif v2 and INFERENCE_CONTENT_LENGTH_HEADER not in (headers or {}):
+                    try:
+                        body = InferenceRequest.model_validate(_loads(body))
+                    except ValueError as exc:
+                        raise InvalidInput(f"invalid v2 inference request: {exc}") from exc
+            return super().decode(body, headers, protocol_version, model_name)
+
+    def _loads(body):
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise InvalidInput(f"Unrecognized request format: {exc}") from exc
+
+    def _is_json(headers) -> bool:
+        content_type = (headers or {}).get("content-type", "application/json")
+        return content_type.split(";")[0].strip().lower() in ("application/json", "")
+
+    return JsonDataPlane
+
+
 DEFAULT_HOST = "127.0.0.1"
 """Where the local server listens unless told otherwise: this machine only."""
 
@@ -227,6 +298,11 @@ def serve(
     import kserve
 
     class BoundModelServer(kserve.ModelServer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            # start() hands self.dataplane to the REST server.
+            self.dataplane = _data_plane_class()(model_registry=self.registered_models)
+
         # kserve 0.21's REST server always binds 0.0.0.0; its uvicorn config is read only when
         # the event loop runs, which starts right after this hook.
         def setup_event_loop(self):
