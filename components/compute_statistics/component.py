@@ -43,18 +43,12 @@ def compute_statistics(
     """
     import logging
 
+    from components import interface
     from components.compute_statistics import runtime
 
     logging.basicConfig(level=logging.INFO)
-    statistics.metadata.update(data_fingerprint=data_fingerprint)
     statistics.metadata.update(
-        runtime.run(
-            output_path=statistics.path,
-            data_path=data.path if data is not None else "",
-            data_uri=data_uri,
-            engine=engine,
-            in_memory_max_mb=in_memory_max_mb,
-            beam_pipeline_options=beam_pipeline_options,
-            categorical_columns=categorical_columns,
+        interface.call(
+            runtime.run, locals(), output_path=statistics.path, data_path=data.path if data else ""
         )
     )

@@ -15,13 +15,12 @@ import tempfile
 import time
 import uuid
 
-from components import tfdv_io
+from components import interface, tfdv_io
 from components.tfdv_io import DataReadError
 
 logger = logging.getLogger(__name__)
 
 ENGINES = ("auto", "in_memory", "beam")
-DEFAULT_IN_MEMORY_MAX_MB = 256
 _LOCAL_RUNNERS = ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
 __all__ = ["DataReadError", "StatisticsError", "choose_engine", "run"]
@@ -31,33 +30,26 @@ class StatisticsError(Exception):
     """Statistics could not be computed (e.g. the Beam pipeline failed)."""
 
 
+@interface.defaults_from(__file__)
 def run(
     *,
     output_path: str,
     data_path: str = "",
-    data_uri: str = "",
-    engine: str = "auto",
-    in_memory_max_mb: int = DEFAULT_IN_MEMORY_MAX_MB,
-    beam_pipeline_options: list[str] | tuple[str, ...] = (),
-    categorical_columns: list[str] | tuple[str, ...] = (),
+    data_uri, data_fingerprint, engine, in_memory_max_mb, beam_pipeline_options, categorical_columns,
 ) -> dict:
     """Computes statistics of one dataset and writes them to ``output_path``.
+
+    Parameters are documented on the component (component.py). Runners other than the
+    DirectRunner need ``--temp_location`` in ``beam_pipeline_options``: the workers write the
+    statistics there, and they are read back.
 
     Args:
         output_path: Where the binary ``DatasetFeatureStatisticsList`` proto goes.
         data_path: Local path of the dataset artifact (exclusive with ``data_uri``).
-        data_uri: Path or URI (gs://, s3://) of a ``.csv`` or ``.parquet`` file.
-        engine: "auto" (by file size), "in_memory" or "beam".
-        in_memory_max_mb: With engine="auto", files up to this size run in memory.
-        beam_pipeline_options: Beam flags, e.g. ["--runner=DataflowRunner", "--project=p",
-            "--region=us-central1", "--temp_location=gs://b/tmp"]. DirectRunner when no runner
-            is named. Runners other than the DirectRunner need ``--temp_location`` (the
-            statistics are written there by the workers, then read back).
-        categorical_columns: Integer columns to summarise as categories (value counts, top
-            values) instead of numbers, e.g. integer-coded regions.
 
     Returns:
-        Artifact metadata: rows, engine, format, features, bytes, seconds, data_uri.
+        Artifact metadata: data_fingerprint, rows, engine, format, features, bytes, seconds,
+        data_uri.
 
     Raises:
         ValueError: a bad argument.
@@ -95,6 +87,7 @@ def run(
     logger.info("%d rows, %d features in %.2fs (%s)", dataset.num_examples, len(dataset.features),
                 seconds, chosen)
     return {
+        "data_fingerprint": data_fingerprint,
         "rows": int(dataset.num_examples),
         "engine": chosen,
         "format": data.format,

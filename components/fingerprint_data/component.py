@@ -37,10 +37,11 @@ def fingerprint_data(
     import logging
     from collections import namedtuple
 
+    from components import interface
     from components.fingerprint_data import runtime
 
     logging.basicConfig(level=logging.INFO)
-    result = runtime.run(data_uri=data_uri, snapshot_uri=snapshot_uri)
+    result = interface.call(runtime.run, locals())
     with open(data.path, "w") as f:
         json.dump(result, f, indent=2, sort_keys=True)
     data.metadata.update(result)

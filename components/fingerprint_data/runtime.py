@@ -13,14 +13,16 @@ from __future__ import annotations
 import logging
 import os
 
-from components import uris
+from components import interface, uris
 
 logger = logging.getLogger(__name__)
 
 
-def run(*, data_uri: str, snapshot_uri: str = "") -> dict:
+@interface.defaults_from(__file__)
+def run(*, data_uri, snapshot_uri) -> dict:
     """Fingerprints ``data_uri``; with ``snapshot_uri``, copies it once to an immutable,
-    content-addressed location and points later steps there.
+    content-addressed location and points later steps there. Parameters are documented on the
+    component (component.py).
 
     Returns:
         data_uri (what later steps read), source_uri (what was given), fingerprint, method,

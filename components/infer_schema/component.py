@@ -67,28 +67,16 @@ def infer_schema(
     """
     import logging
 
-    from components import registry
+    from components import interface
     from components.infer_schema import runtime
 
     logging.basicConfig(level=logging.INFO)
-    registry.use(mlflow_tracking_uri)
     schema.metadata.update(
-        runtime.run(
+        interface.call(
+            runtime.run,
+            locals(),
             statistics_path=statistics.path,
             schema_path=schema.path,
-            label=label,
             curated_schema_path=curated_schema.path if curated_schema is not None else "",
-            curated_schema_uri=curated_schema_uri,
-            categorical_columns=categorical_columns,
-            categorical_drift_threshold=categorical_drift_threshold,
-            numeric_drift_threshold=numeric_drift_threshold,
-            categorical_skew_threshold=categorical_skew_threshold,
-            numeric_skew_threshold=numeric_skew_threshold,
-            presence_tolerance=presence_tolerance,
-            range_margin=range_margin,
-            min_domain_mass=min_domain_mass,
-            max_string_domain_size=max_string_domain_size,
-            unbounded_columns=unbounded_columns,
-            numeric_drift_histogram=numeric_drift_histogram,
         )
     )

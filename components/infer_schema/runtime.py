@@ -27,7 +27,7 @@ import logging
 import math
 import re
 
-from components import tfdv_io
+from components import interface, registry, tfdv_io
 from components.tfdv_io import SERVING, TRAINING
 
 logger = logging.getLogger(__name__)
@@ -36,58 +36,33 @@ HISTOGRAMS = ("quantiles", "standard")
 _TIME_NAME = re.compile(r"(time|date|timestamp)|(_ts|_at)$", re.IGNORECASE)
 
 
+@interface.defaults_from(__file__)
 def run(
     *,
     statistics_path: str,
     schema_path: str,
-    label: str = "",
     curated_schema_path: str = "",
-    curated_schema_uri: str = "",
-    categorical_columns: list[str] | tuple[str, ...] = (),
-    categorical_drift_threshold: float = 0.1,
-    numeric_drift_threshold: float = 0.1,
-    categorical_skew_threshold: float = 0.1,
-    numeric_skew_threshold: float = 0.1,
-    presence_tolerance: float = 0.1,
-    range_margin: float = 1.0,
-    min_domain_mass: float = 0.99,
-    max_string_domain_size: int = 100,
-    unbounded_columns: list[str] | tuple[str, ...] = (),
-    numeric_drift_histogram: str = "quantiles",
+    label, curated_schema_uri, categorical_columns, categorical_drift_threshold, numeric_drift_threshold,
+    categorical_skew_threshold, numeric_skew_threshold, presence_tolerance, range_margin,
+    min_domain_mass, max_string_domain_size, unbounded_columns, numeric_drift_histogram,
+    mlflow_tracking_uri,
 ) -> dict:
     """Writes the curated schema, or one inferred from the statistics, as a text proto.
+
+    Parameters are documented on the component (component.py).
 
     Args:
         statistics_path: DatasetFeatureStatisticsList (binary, TFRecord or text) of the
             training data.
         schema_path: Where the Schema text proto goes.
-        label: Label column: required in TRAINING, absent in SERVING. Empty: no label.
         curated_schema_path: A reviewed schema artifact (text proto); when given it is used
             as is and nothing is inferred. Exclusive with ``curated_schema_uri``.
-        curated_schema_uri: The same as a local path or gs:// / s3:// URI.
-        categorical_columns: Integer columns that are codes, not quantities.
-        categorical_drift_threshold: L-infinity distance above which a categorical feature
-            has drifted from the previous run (0..1).
-        numeric_drift_threshold: Jensen-Shannon divergence above which a numeric feature has
-            drifted (0..1).
-        categorical_skew_threshold: L-infinity distance allowed between training and serving.
-        numeric_skew_threshold: Jensen-Shannon divergence allowed between training and serving.
-        presence_tolerance: How far below the observed fraction of non-missing values a
-            feature may fall (0.1: a column 98% present must stay at least 88% present).
-        range_margin: Numeric ranges are the observed [min, max] widened by this share of the
-            span on each side.
-        min_domain_mass: Share of a string feature's values that must be in its domain (1.0:
-            any unseen value fails; 0.99 lets rare new values through).
-        max_string_domain_size: String features with more distinct values get no domain.
-        unbounded_columns: Numeric columns that get no range and no drift/skew comparator
-            (ids, counters); time-like names (time, date, timestamp, *_ts, *_at) are added.
-        numeric_drift_histogram: Histograms the Jensen-Shannon comparators use: "quantiles"
-            (robust to outliers) or "standard" (TFDV's equal-width default).
 
     Returns:
         Artifact metadata: source (curated|inferred), features, label, environments,
         categorical, ranges and the thresholds used.
     """
+    registry.use(mlflow_tracking_uri)  # a curated_schema_uri may be a runs:/ or models:/ URI
     _check_fraction("categorical_drift_threshold", categorical_drift_threshold)
     _check_fraction("numeric_drift_threshold", numeric_drift_threshold)
     _check_fraction("categorical_skew_threshold", categorical_skew_threshold)

@@ -26,12 +26,9 @@ def make_demo_data(
     """
     import logging
 
+    from components import interface
     from components.make_demo_data import runtime
 
     logging.basicConfig(level=logging.INFO)
-    if file_format not in ("csv", "parquet"):
-        raise ValueError(f"file_format must be 'csv' or 'parquet', got {file_format!r}")
-    data.uri += f".{file_format}"
-    data.metadata.update(
-        runtime.run(output_path=data.path, rows=rows, seed=seed, scenario=scenario)
-    )
+    data.uri += f".{file_format}"  # the runtime refuses a file_format other than csv or parquet
+    data.metadata.update(interface.call(runtime.run, locals(), output_path=data.path))

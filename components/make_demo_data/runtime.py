@@ -13,10 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components import interface
+
 logger = logging.getLogger(__name__)
 
 LABEL = "churned"
 TIMESTAMP = "signup_timestamp"
+FILE_FORMATS = ("csv", "parquet")
 FEATURES = (
     "age",
     "tenure_months",
@@ -137,11 +140,17 @@ def write(df: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def run(*, output_path: str, rows: int = 5000, seed: int = 0, scenario: str = "none") -> dict:
-    """Generates demo data, optionally corrupted, and writes it to ``output_path``.
+@interface.defaults_from(__file__)
+def run(*, output_path: str, rows, seed, scenario, file_format) -> dict:
+    """Generates demo data, optionally corrupted, and writes it to ``output_path`` (whose name
+    ends in ``.<file_format>``). Parameters are documented on the component (component.py).
 
     Returns a summary (rows, columns, label rate, scenario) for artifact metadata.
     """
+    if file_format not in FILE_FORMATS:
+        raise ValueError(f"file_format must be 'csv' or 'parquet', got {file_format!r}")
+    if Path(output_path).suffix != f".{file_format}":
+        raise ValueError(f"output_path {output_path!r} must end in .{file_format}, as file_format says")
     df = corrupt(generate(rows, seed), scenario) if scenario != "none" else generate(rows, seed)
     write(df, output_path)
     summary = {

@@ -18,7 +18,8 @@ def record_verdict(verdict: Input[Artifact], record_dir: str, gate: str):
     """
     import logging
 
+    from components import interface
     from components.record_verdict import runtime
 
     logging.basicConfig(level=logging.INFO)
-    runtime.run(verdict_path=verdict.path, verdict_uri=verdict.uri, record_dir=record_dir, gate=gate)
+    interface.call(runtime.run, locals(), verdict_path=verdict.path, verdict_uri=verdict.uri)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 
-from components import run_records
+from components import interface, run_records
 
 logger = logging.getLogger(__name__)
 
 
-def run(*, verdict_path: str, verdict_uri: str, record_dir: str, gate: str) -> dict:
+@interface.defaults_from(__file__)
+def run(*, verdict_path: str, verdict_uri: str, record_dir, gate) -> dict:
     """Records the verdict JSON at ``verdict_path`` (a Verdict.to_json document) as ``gate``.
+    Parameters are documented on the component (component.py); ``verdict_uri`` names the
+    verdict in errors and in the record.
 
     Returns the record: gate, passed, summary, the failed checks and the verdict's URI.
     """

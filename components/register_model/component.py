@@ -60,6 +60,7 @@ def register_model(
     """
     import logging
 
+    from components import interface
     from components.register_model import runtime
 
     logging.basicConfig(level=logging.INFO)
@@ -68,17 +69,14 @@ def register_model(
         predictions=predictions,
     )
     given = {name: artifact for name, artifact in lineage.items() if artifact is not None}
-    result = runtime.run(
+    result = interface.call(
+        runtime.run,
+        locals(),
         model_dir=model.path,
         model_metadata=dict(model.metadata),
         model_uri=model.uri,
-        registered_model_name=registered_model_name,
-        mlflow_tracking_uri=mlflow_tracking_uri,
-        experiment=experiment,
         lineage_paths={name: a.path for name, a in given.items()},
         pipeline_artifact_uris={name: a.uri for name, a in given.items()},
-        pipeline_run_id=pipeline_run_id,
-        alias=alias,
         output_path=registered.path,
     )
     registered.metadata.update(result)

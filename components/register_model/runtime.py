@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from components import registry
+from components import interface, registry
 
 logger = logging.getLogger(__name__)
 
@@ -111,24 +111,21 @@ def _ensure_registered_model(client, name: str) -> None:
             raise
 
 
+@interface.defaults_from(__file__)
 def run(
     *,
     model_dir: str,
     model_metadata: dict,
     model_uri: str,
-    registered_model_name: str,
-    mlflow_tracking_uri: str = "",
-    experiment: str = "continuous-training",
     lineage_paths: dict[str, str] | None = None,
     pipeline_artifact_uris: dict[str, str] | None = None,
-    pipeline_run_id: str = "",
-    alias: str = "candidate",
     registry_attempts: int = 5,
     output_path: str = "",
+    registered_model_name, mlflow_tracking_uri, pipeline_run_id, alias, experiment,
 ) -> dict[str, Any]:
     """Logs, registers and aliases the model. Returns name, version, model_uri ("models:/name/
     version"), tracking_uri, run_id, alias, source; writes the same JSON to
-    ``output_path`` when given.
+    ``output_path`` when given. Parameters are documented on the component (component.py).
 
     ``lineage_paths`` maps names of ``registry.LINEAGE_FILES`` to local files to store with the
     version; ``pipeline_artifact_uris`` (name -> the run's artifact URI) is recorded for lineage.

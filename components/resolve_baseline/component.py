@@ -35,14 +35,9 @@ def resolve_baseline(
     import logging
     from collections import namedtuple
 
+    from components import interface
     from components.resolve_baseline import runtime
 
     logging.basicConfig(level=logging.INFO)
-    result = runtime.run(
-        mlflow_tracking_uri=mlflow_tracking_uri,
-        registered_model_name=registered_model_name,
-        alias=alias,
-        schema_uri=schema_uri,
-        statistics_uri=statistics_uri,
-    )
+    result = interface.call(runtime.run, locals())
     return namedtuple("Baseline", ["schema_uri", "statistics_uri", "source"])(*result)

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import logging
 
-from components import registry
+from components import interface, registry
 
 logger = logging.getLogger(__name__)
 
-def run(
-    *,
-    mlflow_tracking_uri: str = "",
-    registered_model_name: str = "",
-    alias: str = "production",
-    schema_uri: str = "",
-    statistics_uri: str = "",
-) -> tuple[str, str, str]:
+@interface.defaults_from(__file__)
+def run(*, mlflow_tracking_uri, registered_model_name, alias, schema_uri, statistics_uri) -> tuple[str, ...]:
     """Returns (schema_uri, statistics_uri, source). Explicit URIs win; otherwise the tags of
-    the version ``alias`` points at; "" for what cannot be found (a first run)."""
+    the version ``alias`` points at; "" for what cannot be found (a first run). Parameters
+    are documented on the component (component.py)."""
     source = "explicit"
     if (not schema_uri or not statistics_uri) and registered_model_name:
         # A registry was asked for: without a tracking URI this is a misconfiguration (e.g. a

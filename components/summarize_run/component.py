@@ -25,6 +25,7 @@ def summarize_run(
     """
     import logging
 
+    from components import interface
     from components.summarize_run import runtime
 
     logging.basicConfig(level=logging.INFO)
@@ -33,4 +34,4 @@ def summarize_run(
         "pipeline_job_resource_name": status.pipeline_job_resource_name,
         "error_message": status.error_message,
     }
-    runtime.run(status=final, record_dir=record_dir, summary_path=summary.path, webhook_url=webhook_url)
+    interface.call(runtime.run, locals(), status=final, summary_path=summary.path)

@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from components import run_records
+from components import interface, run_records
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +108,11 @@ def post(webhook_url: str, summary: dict[str, Any], markdown: str, attempts: int
             delay *= 2
 
 
-def run(*, status: dict[str, Any], record_dir: str, summary_path: str, webhook_url: str = "") -> dict:
+@interface.defaults_from(__file__)
+def run(*, status: dict[str, Any], record_dir, summary_path: str, webhook_url) -> dict:
     """Writes the Markdown summary to ``summary_path`` and posts it when a webhook is given.
+    Parameters are documented on the component (component.py); ``status`` is its final
+    status as a dict (state, pipeline_job_resource_name, error_message).
 
     A webhook that cannot be reached is logged and noted in the summary; it does not fail the
     run, whose outcome is already decided.

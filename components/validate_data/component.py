@@ -61,13 +61,14 @@ def validate_data(
     """
     import logging
 
-    from components import registry
+    from components import interface
     from components.validate_data import runtime
 
     logging.basicConfig(level=logging.INFO)
-    registry.use(mlflow_tracking_uri)
     anomalies.metadata.update({"format": runtime.ANOMALIES_FORMAT, "proto": "tensorflow_metadata.Anomalies"})
-    result = runtime.run(
+    result = interface.call(
+        runtime.run,
+        locals(),
         statistics_path=statistics.path,
         schema_path=schema.path,
         anomalies_path=anomalies.path,
@@ -75,12 +76,7 @@ def validate_data(
         report_path=report.path,
         html_path=html.path,
         previous_statistics_path=previous_statistics.path if previous_statistics is not None else "",
-        previous_statistics_uri=previous_statistics_uri,
         serving_statistics_path=serving_statistics.path if serving_statistics is not None else "",
-        serving_statistics_uri=serving_statistics_uri,
-        first_run_policy=first_run_policy,
-        fail_on_anomalies=fail_on_anomalies,
-        environment=environment,
         log_metric=drift_metrics.log_metric,
     )
     verdict.metadata.update({"passed": result.passed, "summary": result.summary()})

@@ -14,8 +14,8 @@ import math
 import re
 from collections.abc import Callable
 
-from components import tfdv_io, verdict
-from components.tfdv_io import SERVING, TRAINING
+from components import interface, registry, tfdv_io, verdict
+from components.tfdv_io import SERVING
 from components.validate_data import _report
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class DataValidationError(Exception):
         self.verdict = result
 
 
+@interface.defaults_from(__file__)
 def run(
     *,
     statistics_path: str,
@@ -48,15 +49,15 @@ def run(
     report_path: str,
     html_path: str,
     previous_statistics_path: str = "",
-    previous_statistics_uri: str = "",
     serving_statistics_path: str = "",
-    serving_statistics_uri: str = "",
-    first_run_policy: str = "warn",
-    fail_on_anomalies: bool = False,
-    environment: str = TRAINING,
     log_metric: Callable[[str, float], None] | None = None,
+    previous_statistics_uri, serving_statistics_uri, first_run_policy, fail_on_anomalies, environment,
+    mlflow_tracking_uri,
 ) -> verdict.Verdict:
     """Validates statistics and writes anomalies, JSON/Markdown/HTML reports and metrics.
+
+    Parameters are documented on the component (component.py); ``fail_on_anomalies`` raises
+    DataValidationError after every output is written.
 
     Args:
         statistics_path: Statistics of the data to validate.
@@ -65,19 +66,16 @@ def run(
         verdict_path: Where the JSON verdict goes (checks, notes, drift/skew scores).
         report_path: Where the Markdown report goes.
         html_path: Where the self-contained HTML report goes.
-        previous_statistics_path: Statistics of the previous run (drift), as an artifact path.
-        previous_statistics_uri: The same as a path or URI.
-        serving_statistics_path: Statistics of serving data (skew), as an artifact path.
-        serving_statistics_uri: The same as a path or URI.
-        first_run_policy: Without previous statistics: "pass", "warn" or "fail".
-        fail_on_anomalies: Raise DataValidationError when the gate fails, after writing
-            every output.
-        environment: Schema environment of the data being validated (TRAINING or SERVING).
+        previous_statistics_path: Statistics of the previous run (drift), as an artifact path
+            (exclusive with ``previous_statistics_uri``).
+        serving_statistics_path: Statistics of serving data (skew), as an artifact path
+            (exclusive with ``serving_statistics_uri``).
         log_metric: Called with (name, value) for every metric (KFP ``Metrics.log_metric``).
 
     Returns:
         The verdict; ``verdict.passed`` is the data-is-valid gate.
     """
+    registry.use(mlflow_tracking_uri)  # the statistics URIs may be runs:/ or models:/ URIs
     if first_run_policy not in FIRST_RUN_POLICIES:
         raise ValueError(
             f"first_run_policy must be one of {', '.join(FIRST_RUN_POLICIES)}, got {first_run_policy!r}"

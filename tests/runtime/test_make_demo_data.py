@@ -51,7 +51,7 @@ def test_unknown_scenario_is_a_clear_error():
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_run_writes_the_format_its_name_says(tmp_path, suffix):
     path = tmp_path / f"d{suffix}"
-    summary = runtime.run(output_path=str(path), rows=50, scenario="none")
+    summary = runtime.run(output_path=str(path), rows=50, scenario="none", file_format=suffix[1:])
     df = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     assert len(df) == summary["rows"] == 50
 
@@ -59,3 +59,10 @@ def test_run_writes_the_format_its_name_says(tmp_path, suffix):
 def test_unsupported_extension_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"\.csv or \.parquet"):
         runtime.write(runtime.generate(5), tmp_path / "d.json")
+
+
+def test_file_format_is_checked_against_the_output_name(tmp_path):
+    with pytest.raises(ValueError, match="file_format must be 'csv' or 'parquet', got 'json'"):
+        runtime.run(output_path=str(tmp_path / "d.json"), rows=5, file_format="json")
+    with pytest.raises(ValueError, match=r"must end in \.parquet"):
+        runtime.run(output_path=str(tmp_path / "d.csv"), rows=5, file_format="parquet")
