@@ -109,42 +109,21 @@ def evaluate_model(
     """
     import logging
 
+    from components import interface
     from components.evaluate_model import runtime
 
     logging.basicConfig(level=logging.INFO)
     predictions.uri += ".parquet"
-    result = runtime.run(
+    result = interface.call(
+        runtime.run,
+        locals(),
         model_dir=model.path,
         model_metadata=dict(model.metadata),
         model_uri=model.uri,
         eval_data_path=eval_data.path if eval_data is not None else "",
-        eval_data_uri=eval_data_uri,
         verdict_path=verdict.path,
         report_path=report.path,
         predictions_path=predictions.path,
-        thresholds=thresholds,
-        change_thresholds=change_thresholds,
-        baseline_source=baseline_source,
-        baseline_model_uri=baseline_model_uri,
-        mlflow_tracking_uri=mlflow_tracking_uri,
-        registered_model_name=registered_model_name,
-        baseline_alias=baseline_alias,
-        kserve_service=kserve_service,
-        kserve_namespace=kserve_namespace,
-        on_baseline_error=on_baseline_error,
-        degenerate_min_std=degenerate_min_std,
-        max_latency_p95_ms=max_latency_p95_ms,
-        latency_calls=latency_calls,
-        robustness_noise=robustness_noise,
-        robustness_min_agreement=robustness_min_agreement,
-        robustness_tolerance=robustness_tolerance,
-        slice_columns=slice_columns,
-        fairness_metric=fairness_metric,
-        fairness_max_gap=fairness_max_gap,
-        min_slice_rows=min_slice_rows,
-        task=task,
-        label=label,
-        mlflow_experiment=mlflow_experiment,
     )
     for name, value in result["metrics"].items():
         metrics.log_metric(name, value)

@@ -17,12 +17,13 @@ import json
 import logging
 import math
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from components import model_io, tfdv_io
+from components import interface, model_io, registry, tfdv_io
 from components.evaluate_model import _baseline, _checks, _metrics, _probes, _report
 from components.evaluate_model._baseline import BaselineUnavailableError
 from components.verdict import WARN, Verdict
@@ -49,76 +50,35 @@ class EmptyEvaluationDataError(ValueError):
     """The evaluation data has no rows with a label."""
 
 
+@interface.defaults_from(__file__)
 def run(
     *,
     model_dir: str,
     verdict_path: str,
     report_path: str,
     eval_data_path: str = "",
-    eval_data_uri: str = "",
     model_metadata: dict | None = None,
     model_uri: str = "",
-    thresholds: dict | None = None,
-    change_thresholds: dict | None = None,
-    baseline_source: str = "mlflow",
-    baseline_model_uri: str = "",
-    mlflow_tracking_uri: str = "",
-    registered_model_name: str = "",
-    baseline_alias: str = "production",
-    kserve_service: str = "",
-    kserve_namespace: str = "default",
-    on_baseline_error: str = "fail",
-    degenerate_min_std: float = 0.01,
-    max_latency_p95_ms: float = 100.0,
-    latency_calls: int = 100,
-    robustness_noise: float = 0.05,
-    robustness_min_agreement: float = 0.9,
-    robustness_tolerance: float = 0.1,
-    slice_columns: list | None = None,
-    fairness_metric: str = "auto",
-    fairness_max_gap: float = 0.1,
-    min_slice_rows: int = 30,
-    task: str = "auto",
-    label: str = "",
-    mlflow_experiment: str = "continuous-training",
     predictions_path: str = "",
+    eval_data_uri, thresholds, change_thresholds, baseline_source, baseline_model_uri, mlflow_tracking_uri,
+    registered_model_name, baseline_alias, kserve_service, kserve_namespace, on_baseline_error,
+    degenerate_min_std, max_latency_p95_ms, latency_calls, robustness_noise, robustness_min_agreement,
+    robustness_tolerance, slice_columns, fairness_metric, fairness_max_gap, min_slice_rows, task, label,
+    mlflow_experiment,
 ) -> dict:
     """Evaluates the candidate (and the baseline), writes the JSON verdict and the Markdown report.
+
+    Parameters are documented on the component (component.py); ``auc`` means ``roc_auc`` in
+    ``thresholds`` and ``change_thresholds``, and the primary metric's default change limit
+    is ``_metrics.change_limits``'.
 
     Args:
         model_dir: Candidate model folder (TF-Serving layout, ``<dir>/1/saved_model.pb``).
         verdict_path: Where to write the verdict as JSON.
         report_path: Where to write the Markdown report.
-        eval_data_path, eval_data_uri: The evaluation data (CSV/Parquet); exactly one is given.
+        eval_data_path: The evaluation data artifact (CSV/Parquet), exclusive with eval_data_uri.
         model_metadata: The candidate's artifact metadata (task, label, features, classes, ...).
         model_uri: The candidate's URI, recorded in the report and as an MLflow tag.
-        thresholds: Absolute bounds ``{metric: bound}``; minimum for higher-is-better metrics
-            (roc_auc, accuracy, f1, r2, ...), maximum for lower-is-better ones (log_loss, rmse,
-            mae, brier, ece). ``auc`` means ``roc_auc``.
-        change_thresholds: Largest allowed degradation vs the baseline ``{metric: amount}``,
-            in the metric's units and in its bad direction; the primary metric is always
-            limited (``_metrics.change_limits``).
-        baseline_source: mlflow (registry alias), uri (``baseline_model_uri``), kserve (the live
-            InferenceService's storageUri) or none.
-        on_baseline_error: fail (raise ``BaselineUnavailableError``) or first_run (record a WARN
-            check saying why, and judge on absolute checks only).
-        degenerate_min_std: Floor for the spread of predictions (regression: relative to the
-            label's std); classifiers predicting one class only are degenerate too.
-        max_latency_p95_ms: Limit for p95 single-example latency; <= 0 skips the check.
-        latency_calls: Number of timed single-example calls.
-        robustness_noise: Gaussian noise as a fraction of each float feature's std; <= 0 skips.
-        robustness_min_agreement: Floor for the share of stable predictions under noise.
-        robustness_tolerance: Regression only: the relative change still counted as stable.
-        slice_columns: Columns to slice metrics by (numeric columns by quantile buckets).
-        fairness_metric: Metric compared across slices; auto is roc_auc (binary), accuracy
-            (multiclass) or mae (regression).
-        fairness_max_gap: Largest allowed gap of ``fairness_metric`` between slices with at
-            least ``min_slice_rows`` rows; <= 0 skips the fairness checks.
-        task: auto (model metadata, else inferred from the label), binary, multiclass, regression.
-        label: Label column; empty takes it from the model metadata.
-        mlflow_tracking_uri: Registry for baseline_source=mlflow, and where metrics are logged
-            (empty: ``MLFLOW_TRACKING_URI``; neither: nothing is logged).
-        mlflow_experiment: Experiment of the evaluation run in MLflow.
         predictions_path: When given, the candidate's prediction for every evaluation row goes
             there as Parquet (the label, ``prediction``, and ``score`` for classifiers): the
             reference that live monitoring compares served predictions with.
@@ -134,42 +94,98 @@ def run(
         EmptyEvaluationDataError: no labelled rows to evaluate.
         BaselineUnavailableError: the baseline cannot be used and on_baseline_error is fail.
     """
-    from components import registry
-
     metadata = dict(model_metadata or {})
     thresholds = _metric_dict("thresholds", thresholds)
     change_thresholds = _metric_dict("change_thresholds", change_thresholds)
     slice_columns = [str(c) for c in (slice_columns or [])]
     tracking_uri = registry.resolve_tracking_uri(mlflow_tracking_uri)
-    _validate(
-        baseline_source=baseline_source, on_baseline_error=on_baseline_error, task=task,
-        baseline_model_uri=baseline_model_uri, tracking_uri=tracking_uri,
-        registered_model_name=registered_model_name, baseline_alias=baseline_alias,
-        kserve_service=kserve_service, change_thresholds=change_thresholds,
-        latency_calls=latency_calls, robustness_min_agreement=robustness_min_agreement,
-        robustness_tolerance=robustness_tolerance, min_slice_rows=min_slice_rows,
-    )
-    data_uri = tfdv_io.one_source(eval_data_path, eval_data_uri, "evaluation data")
+    a = dict(locals())  # the arguments, as the steps below read them
+    _validate(a)
+    data = _evaluation_data(a, metadata)
+    candidate_model = model_io.load(model_dir)
+    _require_features(candidate_model, data.frame, "candidate model")
+    candidate_pred = _predict(candidate_model, data)
+    candidate = _metrics.compute(data.task, data.y, candidate_pred, data.n_classes)
+    logger.info("candidate metrics: %s", candidate)
 
-    label = label or str(metadata.get("label", ""))
+    verdict = Verdict(GATE)
+    verdict.details = {
+        "task": data.task,
+        "label": data.label,
+        "classes": [_metrics.display(c) for c in data.classes] if data.classes else None,
+        "rows": len(data.frame),
+        "eval_data": data.uri,
+        "candidate": {"uri": model_uri or model_dir, "metrics": _clean(candidate)},
+        "baseline": None,
+    }
+    with tempfile.TemporaryDirectory(prefix="baseline-") as work_dir:
+        baseline = _evaluate_baseline(
+            verdict, work_dir, data, source=baseline_source, on_error=on_baseline_error,
+            model_uri=baseline_model_uri, tracking_uri=tracking_uri,
+            registered_model_name=registered_model_name, alias=baseline_alias,
+            kserve_service=kserve_service, kserve_namespace=kserve_namespace,
+        )
+    _check_metrics(verdict, data.task, candidate, baseline, thresholds, change_thresholds)
+    probes = _check_probes(verdict, a, data, candidate_model, candidate_pred)
+    slices = _check_slices(verdict, a, data, candidate_pred)
+    verdict.details["slices"] = slices
+    verdict.details["probes"] = _clean(probes)
+    verdict.details["comparison"] = _comparison(candidate, baseline)
+
+    flat = _flat_metrics(candidate, baseline, probes, data)
+    if tracking_uri:
+        _log_to_mlflow(
+            verdict, flat, tracking_uri, mlflow_experiment, model_uri or model_dir, metadata,
+            registered_model_name,
+        )
+    if predictions_path:
+        _write_predictions(predictions_path, data.frame[data.label], data.task, candidate_pred, data.classes)
+    _write_text(verdict_path, verdict.to_json())
+    _write_text(report_path, _report.markdown(verdict, candidate, baseline, slices))
+    logger.info("%s", verdict.summary())
+    return _result(verdict, flat, data, candidate_pred)
+
+
+@dataclass
+class _Data:
+    """The labelled evaluation rows and what the metrics need to read them."""
+
+    uri: str
+    frame: pd.DataFrame
+    label: str
+    task: str
+    classes: list | None
+    y: np.ndarray
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes) if self.classes else 0
+
+
+def _evaluation_data(a: dict, metadata: dict) -> _Data:
+    """Reads the evaluation data, settles label, task and classes, and checks that every
+    metric, fairness metric and slice column asked for exists for them."""
+    uri = tfdv_io.one_source(a["eval_data_path"], a["eval_data_uri"], "evaluation data")
+    label = a["label"] or str(metadata.get("label", ""))
     if not label:
         raise ValueError("no label column: the model metadata has no 'label'; pass label=")
-    frame = _read(data_uri, label)
-    task = _task(task, metadata, frame[label])
+    frame = _read(uri, label)
+    task = _task(a["task"], metadata, frame[label])
     classes = _classes(task, metadata, frame[label])
     available = _metrics.METRICS[task]
-    for name in list(thresholds) + list(change_thresholds):
+    for name in list(a["thresholds"]) + list(a["change_thresholds"]):
         if name not in available:
             raise ValueError(
                 f"metric {name!r} is not computed for a {task} model; expected one of "
                 f"{', '.join(available)}"
             )
+    fairness_metric = a["fairness_metric"]
     if fairness_metric != "auto" and _metrics.canonical(fairness_metric) not in available:
         raise ValueError(
             f"fairness_metric {fairness_metric!r} is not computed for a {task} model; "
             f"expected auto or one of {', '.join(available)}"
         )
-    missing_slices = sorted(set(slice_columns) - set(frame.columns))
+    missing_slices = sorted(set(a["slice_columns"]) - set(frame.columns))
     if missing_slices:
         raise SchemaMismatchError(
             f"slice_columns {missing_slices} are not in the evaluation data "
@@ -179,96 +195,86 @@ def run(
         y = _metrics.encode_labels(frame[label], task, classes)
     except ValueError as exc:
         raise SchemaMismatchError(f"label column {label!r}: {exc}") from exc
-    n_classes = len(classes) if classes else 0
+    return _Data(uri, frame, label, task, classes, y)
 
-    candidate_model = model_io.load(model_dir)
-    _require_features(candidate_model, frame, "candidate model")
-    candidate_pred = _metrics.check_shape(
-        task, model_io.predict(candidate_model, frame), len(frame), n_classes
-    )
-    candidate = _metrics.compute(task, y, candidate_pred, n_classes)
-    logger.info("candidate metrics: %s", candidate)
 
-    verdict = Verdict(GATE)
-    details: dict = {
-        "task": task,
-        "label": label,
-        "classes": [_metrics.display(c) for c in classes] if classes else None,
-        "rows": len(frame),
-        "eval_data": data_uri,
-        "candidate": {"uri": model_uri or model_dir, "metrics": _clean(candidate)},
-        "baseline": None,
-    }
-    verdict.details = details
+def _predict(loaded, data: _Data, frame: pd.DataFrame | None = None) -> np.ndarray:
+    """The model's predictions on ``frame`` (default: the evaluation rows), shape-checked."""
+    frame = data.frame if frame is None else frame
+    return _metrics.check_shape(data.task, model_io.predict(loaded, frame), len(frame), data.n_classes)
 
-    with tempfile.TemporaryDirectory(prefix="baseline-") as work_dir:
-        baseline = _evaluate_baseline(
-            verdict, work_dir, task, frame, y, n_classes,
-            source=baseline_source, on_error=on_baseline_error,
-            model_uri=baseline_model_uri, tracking_uri=tracking_uri,
-            registered_model_name=registered_model_name, alias=baseline_alias,
-            kserve_service=kserve_service, kserve_namespace=kserve_namespace,
-        )
 
+def _check_metrics(verdict, task, candidate, baseline, thresholds, change_thresholds) -> None:
+    """Absolute thresholds, and the change vs the baseline (the primary metric always)."""
     for metric, bound in thresholds.items():
         _checks.absolute(verdict, metric, candidate[metric], bound)
-    if baseline is not None:
-        limits = _metrics.change_limits(task, change_thresholds, baseline)
-        primary = _metrics.PRIMARY[task]
-        if primary not in change_thresholds:
-            verdict.notes.append(
-                f"{primary} may degrade by at most {limits[primary]:.4g} vs the baseline: the default "
-                f"for {task} models (name {primary} in change_thresholds to set another limit)"
-            )
-        for metric, allowed in limits.items():
-            _checks.change(verdict, metric, candidate[metric], baseline[metric], allowed)
+    if baseline is None:
+        return
+    limits = _metrics.change_limits(task, change_thresholds, baseline)
+    primary = _metrics.PRIMARY[task]
+    if primary not in change_thresholds:
+        verdict.notes.append(
+            f"{primary} may degrade by at most {limits[primary]:.4g} vs the baseline: the default "
+            f"for {task} models (name {primary} in change_thresholds to set another limit)"
+        )
+    for metric, allowed in limits.items():
+        _checks.change(verdict, metric, candidate[metric], baseline[metric], allowed)
 
-    spread = _probes.spread(task, candidate_pred, y)
+
+def _check_probes(verdict: Verdict, a: dict, data: _Data, candidate_model, candidate_pred) -> dict:
+    """Degenerate predictions, serving latency and robustness to noise; returns what was
+    measured (prediction_std, latency_p95_ms, robustness_agreement)."""
+    task = data.task
+    spread = _probes.spread(task, candidate_pred, data.y)
     predicted = (
-        len(np.unique(_metrics.predicted_classes(task, candidate_pred))) if classes else 0
+        len(np.unique(_metrics.predicted_classes(task, candidate_pred))) if data.classes else 0
     )
     _checks.degenerate(
-        verdict, task, spread, degenerate_min_std, predicted, len(np.unique(y)) if classes else 0
+        verdict, task, spread, a["degenerate_min_std"], predicted,
+        len(np.unique(data.y)) if data.classes else 0,
     )
-    extra = {"prediction_std": spread}
+    measured = {"prediction_std": spread}
 
-    if max_latency_p95_ms > 0:
-        p95 = _probes.latency_p95_ms(candidate_model, frame, latency_calls)
-        _checks.latency(verdict, p95, max_latency_p95_ms, latency_calls)
-        extra["latency_p95_ms"] = p95
+    if a["max_latency_p95_ms"] > 0:
+        p95 = _probes.latency_p95_ms(candidate_model, data.frame, a["latency_calls"])
+        _checks.latency(verdict, p95, a["max_latency_p95_ms"], a["latency_calls"])
+        measured["latency_p95_ms"] = p95
 
-    if robustness_noise > 0:
-        noisy, perturbed = _probes.noisy_copy(frame, candidate_model, robustness_noise)
+    noise, floor, tolerance = a["robustness_noise"], a["robustness_min_agreement"], a["robustness_tolerance"]
+    if noise > 0:
+        noisy, perturbed = _probes.noisy_copy(data.frame, candidate_model, noise)
         if perturbed:
-            noisy_pred = _metrics.check_shape(
-                task, model_io.predict(candidate_model, noisy), len(frame), n_classes
-            )
-            agreement = _probes.agreement(task, candidate_pred, noisy_pred, robustness_tolerance)
-            _checks.robustness(
-                verdict, task, agreement, robustness_min_agreement, robustness_noise,
-                robustness_tolerance,
-            )
-            extra["robustness_agreement"] = agreement
-            details["robustness"] = {"perturbed_features": perturbed, "agreement": agreement}
+            noisy_pred = _predict(candidate_model, data, noisy)
+            agreement = _probes.agreement(task, candidate_pred, noisy_pred, tolerance)
+            _checks.robustness(verdict, task, agreement, floor, noise, tolerance)
+            measured["robustness_agreement"] = agreement
+            verdict.details["robustness"] = {"perturbed_features": perturbed, "agreement": agreement}
         else:
             verdict.add(
                 "robustness", "gaussian_noise", WARN,
                 "the model has no float features to perturb, so robustness was not measured.",
-                None, robustness_min_agreement, "robustness",
+                None, floor, "robustness",
             )
+    return measured
 
+
+def _check_slices(verdict: Verdict, a: dict, data: _Data, candidate_pred) -> dict:
+    """Sliced metrics for every slice column, and fairness checks between the large slices;
+    returns the slices, cleaned for JSON."""
     slices = {
-        column: _metrics.slices(frame, column, task, y, candidate_pred, n_classes)
-        for column in slice_columns
+        column: _metrics.slices(data.frame, column, data.task, data.y, candidate_pred, data.n_classes)
+        for column in a["slice_columns"]
     }
-    if slices and fairness_max_gap > 0:
-        metric = _fairness_metric(fairness_metric, task)
+    if slices and a["fairness_max_gap"] > 0:
+        metric = _fairness_metric(a["fairness_metric"], data.task)
         for column, entries in slices.items():
-            large = [e for e in entries if e["rows"] >= min_slice_rows]
-            _checks.fairness(verdict, column, metric, large, fairness_max_gap)
-    details["slices"] = {c: [_clean(e) for e in entries] for c, entries in slices.items()}
-    details["probes"] = _clean(extra)
-    details["comparison"] = {
+            large = [e for e in entries if e["rows"] >= a["min_slice_rows"]]
+            _checks.fairness(verdict, column, metric, large, a["fairness_max_gap"])
+    return {c: [_clean(e) for e in entries] for c, entries in slices.items()}
+
+
+def _comparison(candidate: dict, baseline: dict | None) -> dict:
+    return {
         metric: {
             "candidate": _metrics.clean(value),
             "baseline": _metrics.clean(baseline[metric]) if baseline else None,
@@ -278,32 +284,27 @@ def run(
         for metric, value in candidate.items()
     }
 
-    flat = {**candidate, **extra, "eval_rows": float(len(frame))}
+
+def _flat_metrics(candidate: dict, baseline: dict | None, probes: dict, data: _Data) -> dict[str, float]:
+    """Every finite number for KFP Metrics and MLflow: candidate, probes, baseline_<name>."""
+    flat = {**candidate, **probes, "eval_rows": float(len(data.frame))}
     if baseline is not None:
         flat.update({f"baseline_{k}": v for k, v in baseline.items()})
-    flat = {k: float(v) for k, v in flat.items() if v is not None and math.isfinite(v)}
+    return {k: float(v) for k, v in flat.items() if v is not None and math.isfinite(v)}
 
-    if tracking_uri:
-        _log_to_mlflow(
-            verdict, flat, tracking_uri, mlflow_experiment, model_uri or model_dir, metadata,
-            registered_model_name,
-        )
 
-    if predictions_path:
-        _write_predictions(predictions_path, frame[label], task, candidate_pred, classes)
-    Path(verdict_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(verdict_path).write_text(verdict.to_json())
-    Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(report_path).write_text(
-        _report.markdown(verdict, candidate, baseline, details["slices"])
-    )
-    logger.info("%s", verdict.summary())
+def _write_text(path: str, text: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
 
+
+def _result(verdict: Verdict, flat: dict, data: _Data, candidate_pred) -> dict:
+    """``run``'s return value; the ROC curve (binary) and confusion matrix for the KFP UI."""
     roc = cm = None
-    if task == "binary":
-        roc = _metrics.roc_curve(y, candidate_pred)
-    if task in ("binary", "multiclass"):
-        cm = _metrics.confusion_matrix(task, y, candidate_pred, classes)
+    if data.task == "binary":
+        roc = _metrics.roc_curve(data.y, candidate_pred)
+    if data.task in ("binary", "multiclass"):
+        cm = _metrics.confusion_matrix(data.task, data.y, candidate_pred, data.classes)
     return {
         "blessed": verdict.passed,
         "summary": verdict.summary(),
@@ -314,7 +315,8 @@ def run(
     }
 
 
-def _validate(**a) -> None:
+def _validate(a: dict) -> None:
+    """Checks ``run``'s arguments up front, naming the bad one."""
     if a["baseline_source"] not in _baseline.SOURCES:
         raise ValueError(
             f"baseline_source must be one of {', '.join(_baseline.SOURCES)}, "
@@ -449,8 +451,7 @@ def _require_features(loaded, frame: pd.DataFrame, what: str) -> None:
 
 
 def _evaluate_baseline(
-    verdict: Verdict, work_dir: str, task: str, frame: pd.DataFrame, y: np.ndarray,
-    n_classes: int, *, source: str, on_error: str, **where,
+    verdict: Verdict, work_dir: str, data: _Data, *, source: str, on_error: str, **where,
 ) -> dict | None:
     """Baseline metrics on the same data, or None (no baseline, or fallback under first_run)."""
     first_run = "The candidate is judged on absolute checks only (first-run policy)."
@@ -468,10 +469,8 @@ def _evaluate_baseline(
             return None
         try:
             loaded = model_io.load(found.model_dir)
-            _require_features(loaded, frame, "baseline model")
-            predictions = _metrics.check_shape(
-                task, model_io.predict(loaded, frame), len(frame), n_classes
-            )
+            _require_features(loaded, data.frame, "baseline model")
+            predictions = _predict(loaded, data)
         except Exception as exc:  # noqa: BLE001 - any failure makes the baseline unusable
             raise BaselineUnavailableError(
                 f"the baseline ({found.description}) cannot be evaluated: "
@@ -492,7 +491,7 @@ def _evaluate_baseline(
         details["error"] = str(exc)
         verdict.details["baseline"] = details
         return None
-    metrics = _metrics.compute(task, y, predictions, n_classes)
+    metrics = _metrics.compute(data.task, data.y, predictions, data.n_classes)
     verdict.details["baseline"]["metrics"] = _clean(metrics)
     logger.info("baseline metrics: %s", metrics)
     return metrics
@@ -519,8 +518,6 @@ def _log_to_mlflow(
     recorded as a note (the blessing itself is already decided).
     """
     import mlflow
-
-    from components import registry
 
     try:
         registry.client(tracking_uri)

@@ -96,42 +96,26 @@ def train_model(
     import hashlib
     import logging
 
+    from components import interface
     from components.train_model import runtime
 
     logging.basicConfig(level=logging.INFO)
     eval_data.uri += ".parquet"
-    result = runtime.run(
+    result = interface.call(
+        runtime.run,
+        locals(),
         schema_path=schema.path,
         model_dir=model.path,
         eval_data_path=eval_data.path,
         tensorboard_dir=tensorboard.path,
         data_path=data.path if data else "",
         data_artifact_uri=data.uri if data else "",
-        data_uri=data_uri,
-        data_fingerprint=data_fingerprint,
-        label=label,
-        features=features,
-        exclude_features=exclude_features,
-        categorical_columns=categorical_columns,
-        timestamp_column=timestamp_column,
-        eval_fraction=eval_fraction,
-        task=task,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        hidden_units=hidden_units,
-        dropout=dropout,
-        model_fn=model_fn,
-        mixed_precision=mixed_precision,
+        # One folder per task run, named from its model URI (the same on every retry).
         checkpoint_uri=(
             f"{checkpoint_uri.rstrip('/')}/{hashlib.sha256(model.uri.encode()).hexdigest()[:16]}"
             if checkpoint_uri
             else f"{model.uri}_checkpoints"
         ),
-        early_stopping_patience=early_stopping_patience,
-        seed=seed,
-        mlflow_tracking_uri=mlflow_tracking_uri,
-        mlflow_experiment=mlflow_experiment,
     )
     model.metadata.update(result.model_metadata)
     eval_data.metadata.update(result.eval_data_metadata)

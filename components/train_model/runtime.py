@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from components import images, model_io, registry, tfdv_io, uris
+from components import images, interface, model_io, registry, tfdv_io, uris
 from components.train_model import _data, _features, _hardware, _model
 from components.train_model._checkpoints import BACKUP_SUBDIR, Checkpoints  # noqa: F401 - public
 from components.train_model._features import (  # noqa: F401 - the public error types
@@ -52,47 +52,59 @@ class TrainingResult:
     keras_model: Any = None
 
 
-def _validate(
-    *,
-    label,
-    data_path,
-    data_uri,
-    eval_fraction,
-    epochs,
-    batch_size,
-    learning_rate,
-    hidden_units,
-    dropout,
-    early_stopping_patience,
-    task,
-    mixed_precision,
-    model_fn,
-):
-    if not label:
+def _validate(a: dict) -> None:
+    """Checks ``run``'s arguments (its ``locals()``) up front, naming the bad one."""
+    if not a["label"]:
         raise ValueError("label must name the label column, got an empty string")
-    tfdv_io.one_source(data_path, data_uri, "training data")
-    if not 0.0 < eval_fraction < 1.0:
-        raise ValueError(f"eval_fraction must be between 0 and 1 (exclusive), got {eval_fraction}")
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if any(int(u) != u or u < 1 for u in hidden_units):
-        raise ValueError(f"hidden_units must be positive integers, got {list(hidden_units)}")
-    if early_stopping_patience < 0:
-        raise ValueError(f"early_stopping_patience must be >= 0, got {early_stopping_patience}")
-    if task not in _features.TASKS:
-        raise ValueError(f"task must be one of {_features.TASKS}, got {task!r}")
-    if mixed_precision not in _hardware.MIXED_PRECISION_MODES:
+    tfdv_io.one_source(a["data_path"], a["data_uri"], "training data")
+    if not 0.0 < a["eval_fraction"] < 1.0:
+        raise ValueError(f"eval_fraction must be between 0 and 1 (exclusive), got {a['eval_fraction']}")
+    if a["epochs"] < 1:
+        raise ValueError(f"epochs must be at least 1, got {a['epochs']}")
+    if a["batch_size"] < 1:
+        raise ValueError(f"batch_size must be at least 1, got {a['batch_size']}")
+    if not a["learning_rate"] > 0:
+        raise ValueError(f"learning_rate must be positive, got {a['learning_rate']}")
+    if not 0.0 <= a["dropout"] < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {a['dropout']}")
+    if any(int(u) != u or u < 1 for u in a["hidden_units"]):
+        raise ValueError(f"hidden_units must be positive integers, got {list(a['hidden_units'])}")
+    if a["early_stopping_patience"] < 0:
+        raise ValueError(f"early_stopping_patience must be >= 0, got {a['early_stopping_patience']}")
+    if a["task"] not in _features.TASKS:
+        raise ValueError(f"task must be one of {_features.TASKS}, got {a['task']!r}")
+    if a["mixed_precision"] not in _hardware.MIXED_PRECISION_MODES:
         raise ValueError(
-            f"mixed_precision must be one of {_hardware.MIXED_PRECISION_MODES}, got {mixed_precision!r}"
+            f"mixed_precision must be one of {_hardware.MIXED_PRECISION_MODES}, got {a['mixed_precision']!r}"
         )
-    if model_fn and not _model.MODEL_FN_PATTERN.match(model_fn):
-        raise ValueError(f"model_fn must look like 'package.module:function', got {model_fn!r}")
+    if a["model_fn"] and not _model.MODEL_FN_PATTERN.match(a["model_fn"]):
+        raise ValueError(f"model_fn must look like 'package.module:function', got {a['model_fn']!r}")
+
+
+@dataclass
+class _Outputs:
+    """Where this worker writes: the real outputs on the chief, scratch on the others."""
+
+    model_dir: str
+    eval_data_path: str
+    tensorboard_dir: str
+    checkpoint_uri: str
+
+
+@dataclass
+class _Examples:
+    """The data as the model sees it: feature specs, target, both splits as frame and arrays."""
+
+    data_hash: str
+    recorded_uri: str
+    specs: list
+    target: Any
+    train_df: Any
+    eval_df: Any
+    x_train: dict
+    x_eval: dict
+    y_train: np.ndarray
+    y_eval: np.ndarray
 
 
 class _Throughput:
@@ -130,42 +142,27 @@ class _Throughput:
         return round(self.examples_per_epoch * len(steady) / sum(steady), 1) if steady else 0.0
 
 
+@interface.defaults_from(__file__)
 def run(
     *,
-    label: str,
     model_dir: str,
     eval_data_path: str,
     schema_path: str = "",
     data_path: str = "",
-    data_uri: str = "",
     data_artifact_uri: str = "",
-    data_fingerprint: str = "",
     tensorboard_dir: str = "",
-    features: list = (),
-    exclude_features: list = (),
-    categorical_columns: list = (),
-    timestamp_column: str = "",
-    eval_fraction: float = 0.2,
-    task: str = "auto",
-    epochs: int = 20,
-    batch_size: int = 128,
-    learning_rate: float = 0.003,
-    hidden_units: list = (64, 32),
-    dropout: float = 0.1,
-    model_fn: str = "",
-    mixed_precision: str = "auto",
-    checkpoint_uri: str = "",
-    early_stopping_patience: int = 3,
-    seed: int = 42,
-    mlflow_tracking_uri: str = "",
-    mlflow_experiment: str = "continuous-training",
     callbacks: list = (),
     verbose: int = 2,
+    label, data_uri, data_fingerprint, features, exclude_features, categorical_columns, timestamp_column,
+    eval_fraction, task, epochs, batch_size, learning_rate, hidden_units, dropout, model_fn,
+    mixed_precision, checkpoint_uri, early_stopping_patience, seed, mlflow_tracking_uri, mlflow_experiment,
 ) -> TrainingResult:
-    """Trains, exports and reports; see components/train_model/component.py for the arguments.
+    """Trains, exports and reports. Parameters are documented on the component (component.py).
 
     Extra for callers in Python: ``schema_path=""`` types features from the pandas dtypes;
-    ``callbacks`` are added to ``fit`` (after the checkpointing ones).
+    ``callbacks`` are added to ``fit`` (after the checkpointing ones); ``data_artifact_uri``
+    is the URI recorded for ``data_path``; an empty ``checkpoint_uri`` means
+    ``<model_dir>_checkpoints``.
 
     Raises:
         ValueError: a bad argument, naming it.
@@ -173,40 +170,72 @@ def run(
             the data cannot train the requested model.
     """
     hidden_units = [int(u) for u in hidden_units]  # kfp.local passes list items as floats
-    _validate(
-        label=label,
-        data_path=data_path,
-        data_uri=data_uri,
-        eval_fraction=eval_fraction,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        hidden_units=hidden_units,
-        dropout=dropout,
-        early_stopping_patience=early_stopping_patience,
-        task=task,
-        mixed_precision=mixed_precision,
-        model_fn=model_fn,
-    )
+    arguments = dict(locals())  # validated up front, logged as the MLflow run's params
+    _validate(arguments)
     user_model_fn = _model.load_model_fn(model_fn) if model_fn else None
-    source = data_path or data_uri
-    recorded_uri = data_artifact_uri or data_uri or data_path
-    checkpoint_uri = checkpoint_uri or f"{model_dir.rstrip('/')}_checkpoints"
+    outputs = _Outputs(
+        model_dir, eval_data_path, tensorboard_dir, checkpoint_uri or f"{model_dir.rstrip('/')}_checkpoints"
+    )
 
     # The strategy first: MultiWorkerMirroredStrategy must exist before other TF work.
-    gpus, capabilities, tf_config = _hardware.detect()
-    hardware = _hardware.plan(gpus, capabilities, tf_config, mixed_precision)
-    strategy = _hardware.apply(hardware)
-    chief = _hardware.is_chief(tf_config)
+    hardware, strategy, chief = _distribute(mixed_precision)
     if not chief:  # other workers train in lockstep but write their outputs to scratch
-        scratch = tempfile.mkdtemp(prefix="train_model_worker_")
-        model_dir, eval_data_path = f"{scratch}/model", f"{scratch}/eval.parquet"
-        tensorboard_dir, checkpoint_uri = f"{scratch}/tb", f"{scratch}/ckpt"
+        outputs = _scratch_outputs()
 
     import keras
 
     keras.utils.set_random_seed(seed)
+    examples = _read_examples(
+        source=data_path or data_uri, recorded_uri=data_artifact_uri or data_uri or data_path,
+        data_fingerprint=data_fingerprint, schema_path=schema_path, label=label, features=features,
+        exclude_features=exclude_features, categorical_columns=categorical_columns,
+        timestamp_column=timestamp_column, task=task, eval_fraction=eval_fraction, seed=seed,
+    )
+    checkpoints = Checkpoints(outputs.checkpoint_uri)
+    global_batch = batch_size * strategy.num_replicas_in_sync
+    train_ds, eval_ds = _datasets(examples, global_batch, seed, checkpoints)
+    with strategy.scope():
+        model = _model.build(
+            examples.specs, examples.x_train, examples.target, hidden_units=hidden_units, dropout=dropout,
+            seed=seed, label_stats=_label_stats(examples), model_fn=user_model_fn,
+        )
+        _model.compile_model(model, examples.target, learning_rate)
+    logger.info("model %s", _model.summary_line(model))
 
+    tracker = _start_tracking(arguments, chief, checkpoints, examples, hardware)
+    history, final, throughput = _fit(
+        model, train_ds, eval_ds, examples, checkpoints, outputs, tracker, global_batch=global_batch,
+        epochs=epochs, early_stopping_patience=early_stopping_patience, callbacks=callbacks, verbose=verbose,
+    )
+    metrics = _final_metrics(final, history, throughput, examples, epochs)
+    _export(model, examples, outputs.model_dir, hardware.precision)
+    training_log = _write_outputs(examples, outputs, checkpoints)
+    model_metadata = _model_metadata(examples, label, hardware)
+    if tracker:
+        model_metadata["mlflow_run_id"] = tracker.run_id
+        tracker.log_end(metrics, outputs.model_dir, [training_log])
+    return TrainingResult(
+        model_metadata, metrics, _eval_metadata(examples, arguments), _epoch_logs(history), model
+    )
+
+
+def _distribute(mixed_precision: str):
+    """The hardware plan, the distribution strategy in force and whether this is the chief."""
+    gpus, capabilities, tf_config = _hardware.detect()
+    hardware = _hardware.plan(gpus, capabilities, tf_config, mixed_precision)
+    return hardware, _hardware.apply(hardware), _hardware.is_chief(tf_config)
+
+
+def _scratch_outputs() -> _Outputs:
+    scratch = tempfile.mkdtemp(prefix="train_model_worker_")
+    return _Outputs(f"{scratch}/model", f"{scratch}/eval.parquet", f"{scratch}/tb", f"{scratch}/ckpt")
+
+
+def _read_examples(
+    *, source, recorded_uri, data_fingerprint, schema_path, label, features, exclude_features,
+    categorical_columns, timestamp_column, task, eval_fraction, seed,
+) -> _Examples:
+    """Reads the data, types the features, drops unlabelled rows and splits train/eval."""
     df = model_io.read_frame(source)
     data_hash = data_fingerprint or uris.fingerprint(source).value
     logger.info("read %d rows x %d columns from %s (%s)", len(df), df.shape[1], source, data_hash)
@@ -214,13 +243,7 @@ def run(
         raise EmptyDataError(f"the data at {recorded_uri!r} has no rows")
     schema = tfdv_io.load_schema(schema_path) if schema_path else None
     specs = _features.feature_specs(
-        df,
-        schema,
-        label,
-        list(features),
-        list(exclude_features),
-        list(categorical_columns),
-        timestamp_column,
+        df, schema, label, list(features), list(exclude_features), list(categorical_columns), timestamp_column
     )
     labelled = df[df[label].notna()].reset_index(drop=True)
     if len(labelled) < len(df):
@@ -232,66 +255,74 @@ def run(
     target = _features.resolve_target(labelled[label], label, task)
     logger.info("task %s%s", target.task, f", classes {list(target.classes)}" if target.classes else "")
     train_df, eval_df = _data.split(labelled, eval_fraction, seed, timestamp_column)
-
-    x_train, x_eval = _data.feature_arrays(train_df, specs), _data.feature_arrays(eval_df, specs)
-    y_train, y_eval = target.encode(train_df[label]), target.encode(eval_df[label])
-    global_batch = batch_size * strategy.num_replicas_in_sync
-    checkpoints = Checkpoints(checkpoint_uri)
-    checkpoint_dir = checkpoints.local_dir
-    train_ds = _data.make_dataset(
-        x_train, y_train, global_batch, training=True, seed=seed, first_epoch=checkpoints.completed_epochs()
+    return _Examples(
+        data_hash, recorded_uri, specs, target, train_df, eval_df,
+        _data.feature_arrays(train_df, specs), _data.feature_arrays(eval_df, specs),
+        target.encode(train_df[label]), target.encode(eval_df[label]),
     )
-    eval_ds = _data.make_dataset(x_eval, y_eval, global_batch, training=False, seed=seed)
-    label_stats = (0.0, 1.0)
-    if target.task == "regression":
-        label_stats = (float(y_train.mean()), float(y_train.std()) or 1.0)
 
-    with strategy.scope():
-        model = _model.build(
-            specs,
-            x_train,
-            target,
-            hidden_units=hidden_units,
-            dropout=dropout,
-            seed=seed,
-            label_stats=label_stats,
-            model_fn=user_model_fn,
-        )
-        _model.compile_model(model, target, learning_rate)
-    logger.info("model %s", _model.summary_line(model))
 
-    tracking_uri = registry.resolve_tracking_uri(mlflow_tracking_uri)
+def _label_stats(examples: _Examples) -> tuple[float, float]:
+    """Mean and std the regression head de-normalizes with (identity for classifiers)."""
+    if examples.target.task != "regression":
+        return (0.0, 1.0)
+    return (float(examples.y_train.mean()), float(examples.y_train.std()) or 1.0)
+
+
+def _start_tracking(a: dict, chief: bool, checkpoints: Checkpoints, examples: _Examples, hardware):
+    """The MLflow run (resumed on a retry) with the training params, on the chief when a
+    tracking URI is configured; ``a`` holds run's arguments."""
+    tracking_uri = registry.resolve_tracking_uri(a["mlflow_tracking_uri"])
+    if not (tracking_uri and chief):
+        return None
+    from components.train_model._tracking import MlflowRun
+
+    tracker = MlflowRun(tracking_uri, a["mlflow_experiment"], checkpoints.local_dir)
     params = {
-        "label": label,
-        "task": target.task,
-        "features": ",".join(s.name for s in specs),
-        "categorical_columns": list(categorical_columns),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "hidden_units": hidden_units,
-        "dropout": dropout,
-        "model_fn": model_fn or "default",
-        "eval_fraction": eval_fraction,
-        "timestamp_column": timestamp_column,
-        "early_stopping_patience": early_stopping_patience,
-        "seed": seed,
+        "label": a["label"],
+        "task": examples.target.task,
+        "features": ",".join(s.name for s in examples.specs),
+        "categorical_columns": list(a["categorical_columns"]),
+        "epochs": a["epochs"],
+        "batch_size": a["batch_size"],
+        "learning_rate": a["learning_rate"],
+        "hidden_units": a["hidden_units"],
+        "dropout": a["dropout"],
+        "model_fn": a["model_fn"] or "default",
+        "eval_fraction": a["eval_fraction"],
+        "timestamp_column": a["timestamp_column"],
+        "early_stopping_patience": a["early_stopping_patience"],
+        "seed": a["seed"],
         "strategy": hardware.strategy,
         "precision": hardware.precision,
     }
-    tags = {"data_hash": data_hash, "data_uri": recorded_uri, "image_version": images.VERSION}
-    tracker = None
-    if tracking_uri and chief:
-        from components.train_model._tracking import MlflowRun
+    tags = {"data_hash": examples.data_hash, "data_uri": examples.recorded_uri}
+    tracker.log_start(params, {**tags, "image_version": images.VERSION})
+    return tracker
 
-        tracker = MlflowRun(tracking_uri, mlflow_experiment, checkpoint_dir)
-        tracker.log_start(params, tags)
 
-    throughput = _Throughput(len(y_train))
-    training_log = os.path.join(checkpoint_dir, TRAINING_LOG)
+def _datasets(examples: _Examples, global_batch: int, seed: int, checkpoints: Checkpoints):
+    """The training stream (from the first epoch not yet done) and the eval batches."""
+    train_ds = _data.make_dataset(
+        examples.x_train, examples.y_train, global_batch, training=True, seed=seed,
+        first_epoch=checkpoints.completed_epochs(),
+    )
+    eval_ds = _data.make_dataset(examples.x_eval, examples.y_eval, global_batch, training=False, seed=seed)
+    return train_ds, eval_ds
+
+
+def _fit(
+    model, train_ds, eval_ds, examples, checkpoints, outputs, tracker, *, global_batch, epochs,
+    early_stopping_patience, callbacks, verbose,
+):
+    """Fits with resumable checkpoints, the training log, early stopping, TensorBoard and MLflow;
+    returns the history, the final eval metrics and the throughput."""
+    import keras
+
+    throughput = _Throughput(len(examples.y_train))
     fit_callbacks = [
         keras.callbacks.BackupAndRestore(checkpoints.backup_dir),
-        keras.callbacks.CSVLogger(training_log, append=True),
+        keras.callbacks.CSVLogger(os.path.join(checkpoints.local_dir, TRAINING_LOG), append=True),
         checkpoints.callback(),
         throughput.callback,
     ]
@@ -301,8 +332,10 @@ def run(
                 monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True
             )
         )
-    if tensorboard_dir:
-        fit_callbacks.append(keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False, profile_batch=0))
+    if outputs.tensorboard_dir:
+        fit_callbacks.append(
+            keras.callbacks.TensorBoard(outputs.tensorboard_dir, write_graph=False, profile_batch=0)
+        )
     if tracker:
         fit_callbacks.append(tracker.callback())
     fit_callbacks.extend(callbacks)
@@ -312,7 +345,7 @@ def run(
             train_ds,
             validation_data=eval_ds,
             epochs=epochs,
-            steps_per_epoch=_data.steps_per_epoch(len(y_train), global_batch),
+            steps_per_epoch=_data.steps_per_epoch(len(examples.y_train), global_batch),
             callbacks=fit_callbacks,
             verbose=verbose,
         )
@@ -321,64 +354,82 @@ def run(
         if tracker:
             tracker.fail()
         raise
-    epochs_run = history.epoch[-1] + 1 if history.epoch else epochs
     first_epoch = history.epoch[0] if history.epoch else epochs
     if first_epoch > 0:
         logger.info("resumed from the checkpoint at epoch %d", first_epoch + 1)
+    return history, final, throughput
 
+
+def _final_metrics(final: dict, history, throughput: _Throughput, examples: _Examples, epochs: int) -> dict:
     metrics = {f"eval_{k}": float(v) for k, v in final.items()}
     metrics.update(
         {
             "train_loss": float(history.history["loss"][-1]) if history.epoch else float("nan"),
-            "epochs": epochs_run,
+            "epochs": history.epoch[-1] + 1 if history.epoch else epochs,
             "epochs_this_attempt": len(history.epoch),
             "examples_per_second": throughput.examples_per_second(),
-            "train_rows": len(train_df),
-            "eval_rows": len(eval_df),
+            "train_rows": len(examples.train_df),
+            "eval_rows": len(examples.eval_df),
         }
     )
     logger.info("final metrics: %s", json.dumps(metrics))
+    return metrics
 
+
+def _export(model, examples: _Examples, model_dir: str, precision: str) -> None:
+    """Exports the serving SavedModel and checks it predicts what the Keras model predicts."""
     version_path = os.path.join(model_dir, str(SERVING_VERSION))
     if os.path.exists(version_path):  # a previous attempt died while exporting
         shutil.rmtree(version_path)
-    _model.export(model, specs, target, version_path)
-    _check_export(model, version_path, x_eval, hardware.precision)
+    _model.export(model, examples.specs, examples.target, version_path)
+    _check_export(model, version_path, examples.x_eval, precision)
 
-    os.makedirs(os.path.dirname(os.path.abspath(eval_data_path)), exist_ok=True)
-    eval_df.to_parquet(eval_data_path, index=False)
-    if tensorboard_dir and os.path.exists(training_log):
-        os.makedirs(tensorboard_dir, exist_ok=True)
-        shutil.copy(training_log, os.path.join(tensorboard_dir, TRAINING_LOG))
 
-    model_metadata = {
+def _write_outputs(examples: _Examples, outputs: _Outputs, checkpoints: Checkpoints) -> str:
+    """Writes the eval split and copies the training log beside TensorBoard's; returns the log."""
+    os.makedirs(os.path.dirname(os.path.abspath(outputs.eval_data_path)), exist_ok=True)
+    examples.eval_df.to_parquet(outputs.eval_data_path, index=False)
+    training_log = os.path.join(checkpoints.local_dir, TRAINING_LOG)
+    if outputs.tensorboard_dir and os.path.exists(training_log):
+        os.makedirs(outputs.tensorboard_dir, exist_ok=True)
+        shutil.copy(training_log, os.path.join(outputs.tensorboard_dir, TRAINING_LOG))
+    return training_log
+
+
+def _eval_metadata(examples: _Examples, a: dict) -> dict:
+    timestamp_column = a["timestamp_column"]
+    return {
+        "rows": len(examples.eval_df),
+        "label": a["label"],
+        "split": (f"time-based on {timestamp_column}" if timestamp_column else f"random, seed {a['seed']}"),
+        "eval_fraction": a["eval_fraction"],
+    }
+
+
+def _epoch_logs(history) -> list[dict]:
+    return [
+        {"epoch": e, **{k: float(v[i]) for k, v in history.history.items()}}
+        for i, e in enumerate(history.epoch)
+    ]
+
+
+def _model_metadata(examples: _Examples, label: str, hardware) -> dict:
+    """The model artifact's metadata: the contract in components/model_io.py."""
+    metadata = {
         "framework": "tensorflow",
-        "task": target.task,
+        "task": examples.target.task,
         "label": label,
-        "features": {s.name: s.kind for s in specs},
+        "features": {s.name: s.kind for s in examples.specs},
         "serving_version": SERVING_VERSION,
-        "data_hash": data_hash,
-        "data_uri": recorded_uri,
+        "data_hash": examples.data_hash,
+        "data_uri": examples.recorded_uri,
         "image_version": images.VERSION,
         "strategy": hardware.strategy,
         "precision": hardware.precision,
     }
-    if target.task != "regression":
-        model_metadata["classes"] = list(target.classes)
-    if tracker:
-        model_metadata["mlflow_run_id"] = tracker.run_id
-        tracker.log_end(metrics, model_dir, [training_log])
-    eval_metadata = {
-        "rows": len(eval_df),
-        "label": label,
-        "split": (f"time-based on {timestamp_column}" if timestamp_column else f"random, seed {seed}"),
-        "eval_fraction": eval_fraction,
-    }
-    epoch_logs = [
-        {"epoch": e, **{k: float(v[i]) for k, v in history.history.items()}}
-        for i, e in enumerate(history.epoch)
-    ]
-    return TrainingResult(model_metadata, metrics, eval_metadata, epoch_logs, model)
+    if examples.target.task != "regression":
+        metadata["classes"] = list(examples.target.classes)
+    return metadata
 
 
 def _check_export(model, version_path: str, x_eval: dict[str, np.ndarray], precision: str):
