@@ -9,6 +9,7 @@ the in-cluster service account. Runs in the runtime image; never imports kfp.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -115,10 +116,33 @@ def storage_uri_of(isvc: dict[str, Any] | None) -> str | None:
 
 
 def deployment_mode(isvc: dict[str, Any] | None) -> str:
-    """Knative or Standard, from the deploymentMode annotation (absent: KServe's default)."""
-    annotations = ((isvc or {}).get("metadata") or {}).get("annotations") or {}
-    raw = annotations.get(MODE_ANNOTATION, "")
-    return _MODES.get(raw.lower(), DEFAULT_MODE) if raw else DEFAULT_MODE
+    """Knative or Standard as the controller decided it: ``status.deploymentMode``, else the
+    deploymentMode annotation; "" when neither says (the cluster's default applies, see
+    ``cluster_default_mode``)."""
+    isvc = isvc or {}
+    annotations = (isvc.get("metadata") or {}).get("annotations") or {}
+    raw = (isvc.get("status") or {}).get("deploymentMode") or annotations.get(MODE_ANNOTATION, "")
+    return _MODES.get(raw.lower(), "") if raw else ""
+
+
+CONFIG_NAMESPACE, CONFIG_MAP = "kserve", "inferenceservice-config"
+
+
+def cluster_default_mode(kclient) -> tuple[str, str]:
+    """The controller's default mode (``deploy.defaultDeploymentMode`` of the KServe config map)
+    and where it came from; KServe's own default when the map cannot be read (e.g. 403)."""
+    import json
+
+    where = f"ConfigMap {CONFIG_NAMESPACE}/{CONFIG_MAP}"
+    try:
+        config = call(
+            f"read {where}", kclient.core_api.read_namespaced_config_map, CONFIG_MAP, CONFIG_NAMESPACE
+        )
+        raw = json.loads((config.data or {}).get("deploy") or "{}").get("defaultDeploymentMode", "")
+    except (KubernetesApiError, ValueError) as exc:
+        return DEFAULT_MODE, f"KServe's default (could not read {where}: {exc})"
+    mode = _MODES.get(str(raw).lower())
+    return (mode, where) if mode else (DEFAULT_MODE, f"KServe's default ({where} names none)")
 
 
 def current_storage_uri(name: str, namespace: str = "default", *, kubeconfig: str = "") -> str | None:
@@ -249,8 +273,31 @@ def service_url(isvc: dict[str, Any] | None) -> str:
     )
 
 
+def canaries(isvc: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """``spec.canary`` (Standard-mode canaries, KServe >= 0.20)."""
+    return ((isvc or {}).get("spec") or {}).get("canary") or []
+
+
+def predictor_service(name: str, predictor: dict[str, Any]) -> str:
+    """The Standard-mode Deployment/Service of a (named) predictor: ``{isvc}[-{name}]-predictor``."""
+    return f"{name}-{predictor['name']}-predictor" if predictor.get("name") else f"{name}-predictor"
+
+
 def traffic(isvc: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The predictor's traffic split: revision, percent, latest, tag, url."""
+    """The traffic split: revision, percent, latest, tag, url. Knative reports it per revision;
+    in Standard mode it is the stable predictor's Deployment plus the Ready canaries."""
+    if (((isvc or {}).get("status") or {}).get("canaryStatuses") or canaries(isvc)) and not (
+        predictor_status(isvc).get("traffic")
+    ):
+        name = isvc["metadata"]["name"]
+        ready = [c for c in isvc["status"].get("canaryStatuses") or [] if c.get("ready")]
+        stable = 100 - sum(int(c.get("trafficPercent") or 0) for c in ready)
+        split = [{"revision": predictor_service(name, isvc["spec"]["predictor"]), "percent": stable}]
+        split += [
+            {"revision": f"{name}-{c['name']}-predictor", "percent": int(c.get("trafficPercent") or 0)}
+            for c in ready
+        ]
+        return [{"latest": i > 0, "tag": "", "url": "", **t} for i, t in enumerate(split)]
     return [
         {
             "revision": t.get("revisionName", ""),
@@ -282,19 +329,35 @@ def serving_revision(isvc: dict[str, Any] | None) -> str:
 
 # --- rollout -------------------------------------------------------------------------------
 
+ROLLOUT_ANNOTATION = "kfp-ct.io/rollout"
+"""Set while a canary is in progress: JSON with the candidate's model URI, the start time and
+the spec to restore, so a run that finds a canary a killed pod left can put things back."""
+MAX_CONFLICTS = 5  # re-reads after 409 before giving up: each one means someone else wrote
+
 
 class NotReadyError(RuntimeError):
     """The InferenceService did not become Ready in time."""
+
+
+class SpecChanged(RuntimeError):
+    """Another writer changed the InferenceService this rollout was deciding on."""
+
+
+def _transient(exc: BaseException) -> bool:
+    """An API failure worth retrying: no answer, throttling, or a server-side error."""
+    return isinstance(exc, KubernetesApiError) and (
+        exc.status is None or exc.status == 429 or exc.status >= 500
+    )
 
 
 def _version() -> str:
     return API_VERSION.split("/")[1]
 
 
-def wait_ready(
-    kclient, name: str, namespace: str, *, generation: int | None, timeout: float, poll: float
-) -> dict[str, Any]:
-    """Polls until Ready (for ``generation`` or later); returns the live object.
+def wait_ready(kclient, name: str, namespace: str, *, generation, timeout: float, poll: float, until=None):
+    """Polls until Ready for ``generation`` or later (and ``until(live)``, when given); returns
+    the live object. Transient API failures (5xx, no answer) are polled through, as kubectl
+    wait does: only the deadline ends the wait.
 
     Raises:
         NotReadyError: with the last Ready condition, when ``timeout`` passed.
@@ -302,25 +365,31 @@ def wait_ready(
     import time
 
     deadline = time.monotonic() + timeout
+    live, failure = None, ""
     while True:
-        ready = call(
-            f"read InferenceService {namespace}/{name}",
-            kclient.is_isvc_ready,
-            name,
-            namespace=namespace,
-            expected_generation=generation,
-        )
-        if ready:
-            return get(kclient, name, namespace)
-        if time.monotonic() >= deadline:
+        try:
             live = get(kclient, name, namespace)
+            failure = ""
+        except KubernetesApiError as exc:
+            if not _transient(exc):
+                raise
+            failure = str(exc)
+            logger.warning("%s; still waiting", exc)
+        status = (live or {}).get("status") or {}
+        ready = ready_condition(live).get("status") == "True" and (
+            generation is None or status.get("observedGeneration", 0) >= generation
+        )
+        if not failure and ready and (until is None or until(live)):
+            return live
+        if time.monotonic() >= deadline:
             condition = ready_condition(live)
-            observed = ((live or {}).get("status") or {}).get("observedGeneration")
             raise NotReadyError(
                 f"InferenceService {namespace}/{name} was not Ready within {timeout:g} s "
-                f"(generation {generation}, observed {observed}; Ready={condition.get('status', 'unknown')}"
+                f"(generation {generation}, observed {status.get('observedGeneration')}; "
+                f"Ready={condition.get('status', 'unknown')}"
                 + (f", {condition.get('reason')}" if condition.get("reason") else "")
                 + (f": {condition.get('message')}" if condition.get("message") else "")
+                + (f"; last API error: {failure}" if failure else "")
                 + ")"
             )
         time.sleep(poll)
@@ -337,25 +406,157 @@ def _restore_patch(previous: Any, current: Any) -> Any:
     return patch
 
 
+def rollout_marker(isvc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The in-progress rollout recorded on the object (ROLLOUT_ANNOTATION), or None."""
+    import json
+
+    raw = (((isvc or {}).get("metadata") or {}).get("annotations") or {}).get(ROLLOUT_ANNOTATION)
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return {"model_uri": "", "started": 0, "unreadable": raw}
+
+
+class _Knative:
+    """Knative mode: ``canaryTrafficPercent`` on the predictor, one revision per spec change,
+    the candidate reached by its tagged URL."""
+
+    def __init__(self, rollout: Rollout):
+        self.r = rollout
+        self.revision = ""  # the canary revision that was smoke-tested
+
+    def in_progress(self, live) -> bool:
+        return any(0 < t["percent"] < 100 for t in traffic(live))
+
+    def start(self, live, percent: int) -> dict:
+        return {
+            "spec": {"predictor": {**self.r.desired["spec"]["predictor"], "canaryTrafficPercent": percent}}
+        }
+
+    def is_candidate(self, live) -> bool:
+        return storage_uri_of(live) == self.r.outcome["model_uri"]
+
+    def ready(self, live) -> bool:
+        predictor = predictor_status(live)
+        latest = predictor.get("latestCreatedRevision")
+        return bool(latest) and latest == predictor.get("latestReadyRevision")
+
+    def candidate_url(self, live) -> str:
+        self.revision = predictor_status(live).get("latestReadyRevision", "")
+        return canary_url(live)
+
+    def promote(self, live) -> dict:
+        # Only the revision that was smoke-tested may take the traffic: a newer one means the
+        # spec changed after the smoke test.
+        if predictor_status(live).get("latestCreatedRevision") != self.revision or not self.is_candidate(
+            live
+        ):
+            raise SpecChanged(
+                f"the spec changed after the smoke test (latest revision "
+                f"{predictor_status(live).get('latestCreatedRevision')}, model {storage_uri_of(live)}; "
+                f"smoke-tested {self.revision} with {self.r.outcome['model_uri']})"
+            )
+        return {"spec": {"predictor": {"canaryTrafficPercent": 100}}}
+
+    def promoted(self, live) -> bool:
+        split = traffic(live)
+        latest = [t for t in split if t["latest"]]
+        return not split or (bool(latest) and latest[0]["percent"] == 100)
+
+    def abort(self, live, previous: dict | None) -> dict:
+        """canaryTrafficPercent 0 keeps the last rolled-out revision at 100%; the previous model
+        spec goes back, so the live object again describes what serves."""
+        current = live["spec"]["predictor"]
+        restore = _restore_patch(previous["predictor"], current) if previous else {}
+        restore = restore if isinstance(restore, dict) else {}
+        return {"spec": {"predictor": {**restore, "canaryTrafficPercent": 0}}}
+
+    def restored(self, live, previous_revision: str) -> bool:
+        full = [t for t in traffic(live) if t["percent"] == 100]
+        return bool(full) and (not previous_revision or full[0]["revision"] == previous_revision)
+
+
+class _Standard:
+    """Standard (RawDeployment) mode, KServe >= 0.20: a named entry of ``spec.canary`` gets its
+    own Deployment and Service ``{isvc}-{name}-predictor``; promotion makes it the predictor
+    (no restart), rollback removes the entry."""
+
+    def __init__(self, rollout: Rollout):
+        self.r = rollout
+        version = (self.r.desired["metadata"].get("labels") or {}).get("app.kubernetes.io/version", "")
+        self.name = (
+            f"v{version}"
+            if re.fullmatch(r"[0-9]+", version or "")
+            else "c" + _short_hash(self.r.outcome["model_uri"])
+        )
+
+    def _entry(self, live) -> dict | None:
+        return next((c for c in canaries(live) if (c.get("predictor") or {}).get("name") == self.name), None)
+
+    def in_progress(self, live) -> bool:
+        return bool(canaries(live))
+
+    def start(self, live, percent: int) -> dict:
+        if (live["spec"]["predictor"].get("name") or "") == self.name:
+            self.name = "c" + _short_hash(self.r.outcome["model_uri"])
+        predictor = {**self.r.desired["spec"]["predictor"], "name": self.name}
+        return {"spec": {"canary": [{"trafficPercent": percent, "predictor": predictor}]}}
+
+    def is_candidate(self, live) -> bool:
+        entry = self._entry(live)
+        return (
+            bool(entry)
+            and storage_uri_of({"spec": {"predictor": entry["predictor"]}}) == self.r.outcome["model_uri"]
+        )
+
+    def ready(self, live) -> bool:
+        statuses = ((live or {}).get("status") or {}).get("canaryStatuses") or []
+        return any(s.get("name") == self.name and s.get("ready") for s in statuses)
+
+    def candidate_url(self, live) -> str:
+        service = f"{self.r.name}-{self.name}-predictor"
+        return f"http://{service}.{self.r.namespace}.svc.cluster.local"
+
+    def promote(self, live) -> dict:
+        if not self.is_candidate(live):
+            raise SpecChanged(
+                f"canary {self.name} no longer carries {self.r.outcome['model_uri']} "
+                f"(spec.canary is now {canaries(live)})"
+            )
+        return {"spec": {"predictor": self._entry(live)["predictor"], "canary": None}}
+
+    def promoted(self, live) -> bool:
+        return (
+            live["spec"]["predictor"].get("name") == self.name
+            and not canaries(live)
+            and not (live.get("status") or {}).get("canaryStatuses")
+        )
+
+    def abort(self, live, previous: dict | None) -> dict:
+        return {"spec": {"canary": None}}
+
+    def restored(self, live, previous_revision: str) -> bool:
+        return not ((live.get("status") or {}).get("canaryStatuses"))
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 class Rollout:
     """One deployment of ``desired`` (a rendered InferenceService) through KServeClient.
 
     ``smoke(url) -> SmokeResult`` sends the smoke requests; every step lands in ``verdict`` as
-    a check. Model failures (not Ready, smoke test) roll back and leave ``healthy`` False; an
-    API refusal rolls back what was changed, then raises ``KubernetesApiError``.
+    a check. Every change is a merge-patch carrying the resourceVersion it was decided on: a
+    conflict (409) is re-read and re-decided, and a change another writer made is never
+    overwritten. Model failures (not Ready, smoke test) roll back and leave ``healthy`` False;
+    an API refusal rolls back what was changed, then raises ``KubernetesApiError``.
     """
 
     def __init__(
-        self,
-        kclient,
-        desired,
-        *,
-        smoke,
-        verdict,
-        ready_timeout,
-        poll_interval=5.0,
-        canary_percent=10,
-        allow_direct_rollout=False,
+        self, kclient, desired, *, smoke, verdict, ready_timeout, poll_interval=5.0, canary_percent=10
     ):
         self.k = kclient
         self.api = kclient.api_instance  # dict bodies: merge-patches need explicit nulls
@@ -366,7 +567,6 @@ class Rollout:
         self.smoke, self.verdict = smoke, verdict
         self.ready_timeout, self.poll = ready_timeout, poll_interval
         self.canary_percent = canary_percent
-        self.allow_direct_rollout = allow_direct_rollout
         self.outcome: dict[str, Any] = {
             "name": self.name,
             "namespace": self.namespace,
@@ -385,31 +585,39 @@ class Rollout:
     def _get(self):
         return get(self.k, self.name, self.namespace)
 
-    def _patch(self, body: dict, what: str) -> dict:
-        return call(
-            f"{what} {self.where}",
-            self.api.patch_namespaced_custom_object,
-            GROUP,
-            _version(),
-            self.namespace,
-            "inferenceservices",
-            self.name,
-            body,
+    def _apply(self, decide, what: str) -> dict:
+        """Merge-patches ``decide(live)`` with the resourceVersion of the read it was decided on.
+
+        A 409 means the object changed since that read: it is read again and ``decide`` runs
+        again (it raises SpecChanged when the change is not ours to override)."""
+        for _ in range(MAX_CONFLICTS):
+            live = self._get()
+            if live is None:
+                raise SpecChanged(f"{self.where} was deleted by someone else")
+            body = decide(live)
+            body.setdefault("metadata", {})["resourceVersion"] = live["metadata"]["resourceVersion"]
+            try:
+                return call(
+                    f"{what} {self.where}",
+                    self.api.patch_namespaced_custom_object,
+                    GROUP,
+                    _version(),
+                    self.namespace,
+                    "inferenceservices",
+                    self.name,
+                    body,
+                )
+            except KubernetesApiError as exc:
+                if exc.status != 409:
+                    raise
+                logger.info("%s %s: changed since it was read (409); reading it again", what, self.where)
+        raise KubernetesApiError(
+            f"{what} {self.where}: HTTP 409 Conflict on each of {MAX_CONFLICTS} attempts: the object "
+            "is being changed concurrently (another deployment may be running). Retry when it has finished.",
+            409,
         )
 
-    def _replace(self, body: dict, what: str) -> dict:
-        return call(
-            f"{what} {self.where}",
-            self.api.replace_namespaced_custom_object,
-            GROUP,
-            _version(),
-            self.namespace,
-            "inferenceservices",
-            self.name,
-            body,
-        )
-
-    def _wait(self, generation):
+    def _wait(self, generation, until=None):
         return wait_ready(
             self.k,
             self.name,
@@ -417,11 +625,17 @@ class Rollout:
             generation=generation,
             timeout=self.ready_timeout,
             poll=self.poll,
+            until=until,
         )
 
     def _check(self, name: str, status: str, reason: str, value=None, threshold=None):
         self.verdict.add(name, self.where, status, reason, value=value, threshold=threshold)
         (logger.info if status != "fail" else logger.warning)("%s: %s: %s", name, status, reason)
+
+    def _smoke(self, url: str) -> bool:
+        result = self.smoke(url)
+        self._check("smoke-test", "pass" if result.ok else "fail", result.reason, value=result.max_abs_diff)
+        return result.ok
 
     def _finish(self, live: dict | None, action: str, healthy: bool) -> dict[str, Any]:
         self.outcome.update(
@@ -439,6 +653,11 @@ class Rollout:
         if live is None:
             return self._first()
         mode = deployment_mode(live)
+        if not mode:
+            mode, source = cluster_default_mode(self.k)
+            self._check(
+                "deployment-mode", "pass", f"{mode} mode, the cluster's default ({source})", value=mode
+            )
         requested = deployment_mode(self.desired)
         self.outcome.update(mode=mode, previous_model_uri=storage_uri_of(live))
         if mode != requested:
@@ -455,11 +674,13 @@ class Rollout:
             self.desired["metadata"]["annotations"][MODE_ANNOTATION] = annotations[MODE_ANNOTATION]
         else:
             self.desired["metadata"]["annotations"].pop(MODE_ANNOTATION, None)
+        strategy = _Knative(self) if mode == KNATIVE else _Standard(self)
+        live = self._recover(live, strategy)
+        if live is None:
+            return self._finish(self._get(), "refused", False)
         if storage_uri_of(live) == self.outcome["model_uri"]:
             return self._unchanged(live)
-        if mode == KNATIVE:
-            return self._canary(live)
-        return self._direct(live)
+        return self._canary(live, strategy)
 
     # first deployment ---------------------------------------------------------------------------
     def _first(self) -> dict[str, Any]:
@@ -476,11 +697,7 @@ class Rollout:
         try:
             live = self._wait(created["metadata"].get("generation"))
             self._check("ready", "pass", "Ready")
-            result = self.smoke(service_url(live))
-            self._check(
-                "smoke-test", "pass" if result.ok else "fail", result.reason, value=result.max_abs_diff
-            )
-            if result.ok:
+            if self._smoke(service_url(live)):
                 return self._finish(live, "created", True)
         except NotReadyError as exc:
             self._check("ready", "fail", str(exc), threshold=self.ready_timeout)
@@ -496,6 +713,40 @@ class Rollout:
         self.outcome["rolled_back"] = True
         self._check("rollback", "pass", "deleted the new InferenceService: no earlier model to return to")
 
+    # a canary someone left behind ------------------------------------------------------------
+    def _recover(self, live: dict, strategy) -> dict | None:
+        """Restores the stable model to 100% when a canary is in progress that no live rollout
+        owns (a killed pod's, or this task's own earlier attempt): nothing else happens first.
+        Returns the live object, or None when another rollout is still running (refused)."""
+        import time
+
+        marker = rollout_marker(live)
+        if marker is None and not strategy.in_progress(live):
+            return live
+        started = float((marker or {}).get("started") or 0)
+        age = time.time() - started
+        ours = (marker or {}).get("model_uri") == self.outcome["model_uri"]
+        if marker and not ours and age < self.ready_timeout:
+            self._check(
+                "rollout-in-progress",
+                "fail",
+                f"another rollout (model {marker.get('model_uri')}) started {age:.0f} s ago and may still "
+                f"be running (it has up to ready_timeout_seconds={self.ready_timeout:g} per step); "
+                "nothing was changed. Retry when it has finished.",
+            )
+            return None
+        owner = "this task's earlier attempt" if ours else (marker or {}).get("model_uri") or "unknown"
+        split = traffic(live)
+        self._abort(strategy, marker)
+        self.outcome["rolled_back"] = False  # what this run deploys has not been rolled back
+        self._check(
+            "interrupted-rollout",
+            "warn",
+            f"found an unfinished canary (owner: {owner}; traffic {split}); the stable model was "
+            "restored to 100% and the previous spec put back before this rollout",
+        )
+        return self._get()
+
     # same model again ---------------------------------------------------------------------------
     def _unchanged(self, live: dict) -> dict[str, Any]:
         self._check("rollout", "pass", f"already serving {self.outcome['model_uri']}: nothing to roll out")
@@ -504,39 +755,64 @@ class Rollout:
         except NotReadyError as exc:
             self._check("ready", "fail", str(exc), threshold=self.ready_timeout)
             return self._finish(live, "unchanged", False)
-        result = self.smoke(service_url(live))
-        self._check("smoke-test", "pass" if result.ok else "fail", result.reason, value=result.max_abs_diff)
-        return self._finish(live, "unchanged", result.ok)
+        return self._finish(live, "unchanged", self._smoke(service_url(live)))
 
-    # Knative: canary, smoke, promote or roll back -------------------------------------------------
-    def _canary(self, live: dict) -> dict[str, Any]:
-        previous_predictor = live["spec"]["predictor"]
+    # canary, smoke, promote or roll back ------------------------------------------------------
+    def _canary(self, live: dict, strategy) -> dict[str, Any]:
+        import json
+        import time
+
         previous_revision = serving_revision(live)
-        desired_meta = self.desired["metadata"]
-        predictor = {**self.desired["spec"]["predictor"], "canaryTrafficPercent": self.canary_percent}
-        patch = {
-            "metadata": {
-                "labels": desired_meta.get("labels", {}),
-                "annotations": desired_meta.get("annotations", {}),
+        meta = live["metadata"]
+        previous = {
+            "predictor": live["spec"]["predictor"],
+            "labels": meta.get("labels") or {},
+            "annotations": {
+                k: v for k, v in (meta.get("annotations") or {}).items() if k != ROLLOUT_ANNOTATION
             },
-            "spec": {"predictor": predictor},
         }
-        patched = self._patch(patch, "start canary of")
+        marker = {"model_uri": self.outcome["model_uri"], "started": time.time(), "previous": previous}
+        first_read = meta["resourceVersion"]
+
+        def start(current):
+            if current["metadata"]["resourceVersion"] != first_read and (
+                storage_uri_of(current) != storage_uri_of(live) or strategy.in_progress(current)
+            ):
+                raise SpecChanged(
+                    f"the live model changed to {storage_uri_of(current)} while this rollout began"
+                )
+            body = strategy.start(current, self.canary_percent)
+            body["metadata"] = {"annotations": {ROLLOUT_ANNOTATION: json.dumps(marker, sort_keys=True)}}
+            return body
+
+        try:
+            patched = self._apply(start, "start canary of")
+        except SpecChanged as exc:
+            self._check("canary", "fail", f"not started: {exc}; nothing was changed")
+            return self._finish(self._get(), "refused", False)
+        if isinstance(strategy, _Standard) and not canaries(patched):
+            self._check(
+                "canary",
+                "fail",
+                "the API server dropped spec.canary: this cluster's KServe predates Standard-mode "
+                "canaries (0.20). Nothing serves the candidate; upgrade KServe or deploy in Knative mode.",
+            )
+            return self._finish(self._get(), "refused", False)
         self._check(
             "canary",
             "pass",
-            f"{self.canary_percent}% of traffic to the new revision ({self.outcome['model_uri']}), "
-            f"{100 - self.canary_percent}% stays on {previous_revision or 'the previous revision'}",
+            f"{self.canary_percent}% of traffic to the candidate ({self.outcome['model_uri']}), "
+            f"{100 - self.canary_percent}% stays on {previous_revision or 'the stable predictor'}",
             value=self.canary_percent,
         )
         try:
             try:
-                canary = self._wait(patched["metadata"].get("generation"))
+                canary = self._wait(patched["metadata"].get("generation"), until=strategy.ready)
             except NotReadyError as exc:
                 self._check("ready", "fail", str(exc), threshold=self.ready_timeout)
-                return self._rollback(previous_predictor, predictor, previous_revision)
-            self._check("ready", "pass", "canary revision Ready")
-            url = canary_url(canary)
+                return self._rollback(strategy, marker, previous_revision)
+            self._check("ready", "pass", "canary Ready")
+            url = strategy.candidate_url(canary)
             if not url:
                 url = service_url(canary)
                 self._check(
@@ -545,120 +821,96 @@ class Rollout:
                     "no tagged URL for the canary (annotation serving.kserve.io/enable-tag-routing: "
                     '"true" gives one); smoke requests go to the service URL and may reach either model',
                 )
-            result = self.smoke(url)
-            self._check(
-                "smoke-test", "pass" if result.ok else "fail", result.reason, value=result.max_abs_diff
-            )
-            if not result.ok:
-                return self._rollback(previous_predictor, predictor, previous_revision)
-            promoted = self._patch({"spec": {"predictor": {"canaryTrafficPercent": 100}}}, "promote")
+            if not self._smoke(url):
+                return self._rollback(strategy, marker, previous_revision)
+
+            def promote(current):
+                body = strategy.promote(current)
+                body["metadata"] = {
+                    "labels": self.desired["metadata"].get("labels") or {},
+                    "annotations": {
+                        **(self.desired["metadata"].get("annotations") or {}),
+                        ROLLOUT_ANNOTATION: None,
+                    },
+                }
+                return body
+
             try:
-                final = self._wait(promoted["metadata"].get("generation"))
+                promoted = self._apply(promote, "promote")
+            except SpecChanged as exc:
+                # Someone else's change now owns the spec: leave it, undo nothing of theirs.
+                self._check("promote", "fail", f"not promoted: {exc}. Their change was left in place.")
+                return self._finish(self._get(), "superseded", False)
+            try:
+                final = self._wait(promoted["metadata"].get("generation"), until=strategy.promoted)
             except NotReadyError as exc:
                 self._check("promote", "fail", str(exc))
-                return self._rollback(previous_predictor, predictor, previous_revision)
-            split = traffic(final)
-            latest = [t for t in split if t["latest"]]
-            if split and (not latest or latest[0]["percent"] != 100):
-                self._check("promote", "fail", f"after promotion the traffic split is {split}")
-                return self._rollback(previous_predictor, predictor, previous_revision)
+                return self._rollback(strategy, marker, previous_revision)
+            if storage_uri_of(final) != self.outcome["model_uri"]:
+                self._check("promote", "fail", f"after promotion the service runs {storage_uri_of(final)}")
+                return self._rollback(strategy, marker, previous_revision)
             self._check(
-                "promote", "pass", f"new revision {serving_revision(final)} takes 100% of traffic", value=100
+                "promote",
+                "pass",
+                f"{serving_revision(final)} takes 100% of traffic, model {storage_uri_of(final)}",
+                value=100,
             )
             return self._finish(final, "canary-promoted", True)
         except KubernetesApiError:
-            self._rollback(previous_predictor, predictor, previous_revision)
+            self._rollback(strategy, marker, previous_revision)
             raise
 
-    def _rollback(self, previous_predictor: dict, applied: dict, previous_revision: str) -> dict[str, Any]:
-        """canaryTrafficPercent 0 keeps the last rolled-out revision at 100%; the previous model
-        spec goes back, so the live object again describes what serves."""
-        import time
-
-        restore = _restore_patch(previous_predictor, applied)
-        restore = restore if isinstance(restore, dict) else {}
-        restore["canaryTrafficPercent"] = 0
+    def _rollback(self, strategy, marker: dict, previous_revision: str) -> dict[str, Any]:
+        self._abort(strategy, marker)
         try:
-            self._patch({"spec": {"predictor": restore}}, "roll back")
+            live = self._wait(None, until=lambda current: strategy.restored(current, previous_revision))
+            self._check(
+                "rollback",
+                "pass",
+                f"candidate out of traffic and the previous spec restored: {serving_revision(live)} "
+                f"serves 100%, model {storage_uri_of(live)}",
+            )
+        except NotReadyError as exc:
+            live = self._get()
+            self._check("rollback", "fail", f"after rollback the traffic split is {traffic(live)}: {exc}")
+        return self._finish(live, "rolled-back", False)
+
+    def _abort(self, strategy, marker: dict | None) -> None:
+        """Takes the candidate out of traffic and puts the previous spec, labels and annotations
+        back, retried with backoff on transient API failures (the step that must not be lost).
+
+        Raises:
+            KubernetesApiError: the API refused it (a "rollback" check says so first).
+        """
+        import tenacity
+
+        previous = (marker or {}).get("previous")
+
+        def restore(current):
+            found = rollout_marker(current)
+            if marker and found and found.get("started") != marker.get("started"):
+                raise SpecChanged(f"another rollout (model {found.get('model_uri')}) took over the service")
+            body = strategy.abort(current, previous)
+            meta = current["metadata"]
+            labels = _restore_patch(previous["labels"], meta.get("labels") or {}) if previous else {}
+            annotations = (
+                _restore_patch(previous["annotations"], meta.get("annotations") or {}) if previous else {}
+            )
+            body["metadata"] = {"labels": labels, "annotations": {**annotations, ROLLOUT_ANNOTATION: None}}
+            return body
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_transient),
+            wait=tenacity.wait_exponential(multiplier=self.poll, max=30),
+            stop=tenacity.stop_after_delay(self.ready_timeout),
+            reraise=True,
+        )
+        try:
+            retrying(self._apply, restore, "roll back")
+        except SpecChanged as exc:
+            self._check("rollback", "warn", f"not rolled back: {exc}; their change was left in place")
+            return
         except KubernetesApiError as exc:
             self._check("rollback", "fail", f"rollback failed: {exc}")
             raise
         self.outcome["rolled_back"] = True
-        deadline = time.monotonic() + self.ready_timeout
-        while True:
-            live = self._get()
-            split = traffic(live)
-            full = [t for t in split if t["percent"] == 100]
-            if full and (not previous_revision or full[0]["revision"] == previous_revision):
-                self._check(
-                    "rollback",
-                    "pass",
-                    f"traffic back on {full[0]['revision']} (100%), model {storage_uri_of(live)}",
-                )
-                return self._finish(live, "rolled-back", False)
-            if time.monotonic() >= deadline:
-                self._check("rollback", "fail", f"after rollback the traffic split is {split}")
-                return self._finish(live, "rolled-back", False)
-            time.sleep(self.poll)
-
-    # Standard (RawDeployment): no canary ------------------------------------------------------
-    def _direct(self, live: dict) -> dict[str, Any]:
-        if not self.allow_direct_rollout:
-            self._check(
-                "rollout-strategy",
-                "fail",
-                f"{self.where} runs in Standard (RawDeployment) mode, where KServe ignores "
-                "canaryTrafficPercent: a rollout would move all traffic to the new model at once. "
-                "Nothing was changed. Deploy the service in Knative mode (deployment_mode='Knative') "
-                "for a canary, or pass allow_direct_rollout=True to replace it, smoke-test it and "
-                "restore the previous spec on failure.",
-            )
-            return self._finish(live, "refused", False)
-        body = self._full_object(self.desired, live)
-        replaced = self._replace(body, "replace")
-        self._check(
-            "replace",
-            "pass",
-            f"replaced the predictor with {self.outcome['model_uri']} "
-            "(Standard mode: no canary, allow_direct_rollout=True)",
-        )
-        try:
-            try:
-                final = self._wait(replaced["metadata"].get("generation"))
-                self._check("ready", "pass", "Ready")
-            except NotReadyError as exc:
-                self._check("ready", "fail", str(exc), threshold=self.ready_timeout)
-                return self._restore(live)
-            result = self.smoke(service_url(final))
-            self._check(
-                "smoke-test", "pass" if result.ok else "fail", result.reason, value=result.max_abs_diff
-            )
-            if not result.ok:
-                return self._restore(live)
-            return self._finish(final, "replaced", True)
-        except KubernetesApiError:
-            self._restore(live)
-            raise
-
-    def _full_object(self, spec_source: dict, live: dict) -> dict:
-        import copy
-
-        body = {k: copy.deepcopy(v) for k, v in spec_source.items() if k != "status"}
-        meta = body.setdefault("metadata", {})
-        for key in ("labels", "annotations"):
-            meta[key] = {**(live["metadata"].get(key) or {}), **(meta.get(key) or {})}
-        current = self._get() or live
-        meta["resourceVersion"] = current["metadata"]["resourceVersion"]
-        return body
-
-    def _restore(self, previous: dict) -> dict[str, Any]:
-        body = self._full_object(previous, previous)
-        replaced = self._replace(body, "restore")
-        self.outcome["rolled_back"] = True
-        try:
-            live = self._wait(replaced["metadata"].get("generation"))
-            self._check("rollback", "pass", f"previous spec restored and Ready, model {storage_uri_of(live)}")
-        except NotReadyError as exc:
-            live = self._get()
-            self._check("rollback", "fail", f"previous spec restored but not Ready: {exc}")
-        return self._finish(live, "rolled-back", False)

@@ -18,7 +18,6 @@ def deploy_model(
     namespace: str = "default",
     storage_uri: str = "",
     deployment_mode: str = "Knative",
-    allow_direct_rollout: bool = False,
     canary_traffic_percent: int = 10,
     ready_timeout_seconds: int = 600,
     poll_interval_seconds: float = 5.0,
@@ -41,10 +40,11 @@ def deploy_model(
 
     target="kserve": renders the InferenceService (serving.kserve.io/v1beta1, model format
     tensorflow) from manifests/kserve/base/inferenceservice.yaml and applies it with the KServe
-    client. First deployment: create, wait Ready, smoke test. Later ones in Knative mode: canary
-    (canaryTrafficPercent), wait Ready, smoke test the canary, promote to 100% or roll back (the
-    last good revision keeps 100%). Standard (RawDeployment) mode ignores canaries: refused
-    unless allow_direct_rollout. target="local": a KServe model server on localhost, smoke
+    client. First deployment: create, wait Ready, smoke test. Later ones: a canary (Knative:
+    canaryTrafficPercent; Standard: an entry of spec.canary, KServe >= 0.20), wait Ready, smoke
+    test the canary, promote to 100% or roll back (the stable model keeps 100%). Every patch
+    carries the resourceVersion it was decided on; a canary left by a killed pod is rolled
+    back first. target="local": a KServe model server on localhost, smoke
     tested over HTTP (v1 and v2), then promoted by swapping the pointer file in
     local_serving_dir. Smoke test: evaluation rows (label dropped) sent to the v1 :predict
     endpoint, compared with offline predictions. A failed model never keeps traffic.
@@ -64,8 +64,6 @@ def deploy_model(
             artifact's URI (KFP's minio:// becomes s3://).
         deployment_mode: "Knative" (canary rollouts) or "Standard" (RawDeployment), for a new
             service; a live service keeps its mode.
-        allow_direct_rollout: In Standard mode, replace the model without a canary (smoke
-            tested, previous spec restored on failure) instead of refusing.
         canary_traffic_percent: Share of traffic the candidate gets during the canary (1-99).
         ready_timeout_seconds: How long to wait for Ready (and for the local server to start).
         poll_interval_seconds: Interval between status reads.
@@ -99,40 +97,25 @@ def deploy_model(
     import logging
     import os
 
+    from components import interface
     from components.deploy_model import runtime
 
     logging.basicConfig(level=logging.INFO)
     os.makedirs(deployment.path, exist_ok=True)
-    healthy, metadata = runtime.run(
+    healthy, metadata = interface.call(
+        runtime.run,
+        locals(),
         model_dir=model.path,
         model_uri=model.uri,
         eval_data_path=eval_data.path,
         deployment_dir=deployment.path,
         report_path=report.path,
         verdict_path=verdict.path,
-        service_name=service_name,
-        target=target,
-        namespace=namespace,
-        storage_uri=storage_uri,
-        deployment_mode=deployment_mode,
-        allow_direct_rollout=allow_direct_rollout,
-        canary_traffic_percent=canary_traffic_percent,
-        ready_timeout_seconds=ready_timeout_seconds,
-        poll_interval_seconds=poll_interval_seconds,
-        smoke_rows=smoke_rows,
-        tolerance=tolerance,
-        runtime_version=runtime_version,
+        blessing_path=blessing.path if blessing is not None else "",
+        # KFP has no optional int or dict: -1 and {} mean "keep the template's", None in Python.
         resources=resources or None,
         min_replicas=None if min_replicas < 0 else min_replicas,
         max_replicas=None if max_replicas < 0 else max_replicas,
-        service_account=service_account,
-        kubeconfig=kubeconfig,
-        local_serving_dir=local_serving_dir,
-        local_endpoint=local_endpoint,
-        mlflow_tracking_uri=mlflow_tracking_uri,
-        registered_model_name=registered_model_name,
-        model_version=model_version,
-        blessing_path=blessing.path if blessing is not None else "",
     )
     deployment.metadata.update(metadata)
     return healthy

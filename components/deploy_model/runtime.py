@@ -3,10 +3,9 @@
 Targets:
 - ``kserve``: a KServe InferenceService (serving.kserve.io/v1beta1) rendered from
   manifests/kserve/base/inferenceservice.yaml. First deployment: create, wait Ready, smoke test
-  (delete on failure). Later, Knative mode: canary (canaryTrafficPercent), wait Ready, smoke
-  test the canary's own URL, promote to 100% or roll back (traffic 0% on the candidate and the
-  previous model spec restored, so the last good revision keeps 100%). Standard mode has no
-  canary: refused unless ``allow_direct_rollout`` (replace, wait, smoke, restore on failure).
+  (delete on failure). Later: a canary (Knative: canaryTrafficPercent; Standard: spec.canary),
+  wait Ready, smoke test the canary's own URL, promote to 100% or roll back (the stable model
+  keeps 100% and the previous spec is restored). See ``components.kserve.Rollout``.
 - ``local``: a KServe model server on localhost (see ``server.py``), smoke-tested over HTTP,
   then a pointer file swap in ``local_serving_dir`` and an optional reload of a persistent
   server at ``local_endpoint``.
@@ -24,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from components import interface
 from components.verdict import FAIL, PASS, WARN, Verdict
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ def smoke_frame(eval_data_path: str, loaded, rows: int):
     return frame[list(inputs)].head(rows).reset_index(drop=True), dtypes
 
 
+@interface.defaults_from(__file__)
 def run(
     *,
     model_dir: str,
@@ -90,35 +91,21 @@ def run(
     eval_data_path: str,
     deployment_dir: str,
     report_path: str,
-    service_name: str,
     verdict_path: str = "",
-    target: str = "local",
-    namespace: str = "default",
-    storage_uri: str = "",
-    deployment_mode: str = "Knative",
-    allow_direct_rollout: bool = False,
-    canary_traffic_percent: int = 10,
-    ready_timeout_seconds: float = 600,
-    poll_interval_seconds: float = 5.0,
-    smoke_rows: int = 20,
-    tolerance: float = 1e-4,
-    runtime_version: str = "",
-    resources: dict | None = None,
+    manifest_template: str = "",
+    blessing_path: str = "",
+    # KFP has no optional int: the component's -1 ("keep the template's") is None here.
     min_replicas: int | None = None,
     max_replicas: int | None = None,
-    service_account: str = "",
-    kubeconfig: str = "",
-    manifest_template: str = "",
-    local_serving_dir: str = "",
-    local_endpoint: str = "",
-    mlflow_tracking_uri: str = "",
-    registered_model_name: str = "",
-    model_version: str = "",
-    blessing_path: str = "",
+    service_name, target, namespace, storage_uri, deployment_mode, canary_traffic_percent,
+    ready_timeout_seconds, poll_interval_seconds, smoke_rows, tolerance, runtime_version, resources,
+    service_account, kubeconfig, local_serving_dir, local_endpoint, mlflow_tracking_uri,
+    registered_model_name, model_version,
 ) -> tuple[bool, dict[str, Any]]:
     """Deploys and smoke-tests; writes ``deployment_dir`` (deployment.json, inferenceservice.yaml),
     the Markdown report and, when ``verdict_path`` is given, the JSON verdict. Returns (healthy,
-    deployment metadata).
+    deployment metadata). Parameters are documented on the component (component.py);
+    ``manifest_template`` replaces manifests/kserve/base/inferenceservice.yaml.
 
     ``blessing_path`` (evaluate_model's verdict) names the production version the candidate
     was compared against; production then changes hands only by compare-and-set (see
@@ -203,7 +190,6 @@ def run(
             ready_timeout=ready_timeout_seconds,
             poll_interval=poll_interval_seconds,
             canary_percent=canary_traffic_percent,
-            allow_direct_rollout=allow_direct_rollout,
         )
         try:
             outcome = rollout.run()

@@ -1,21 +1,34 @@
 """A local fake of the Kubernetes API server for KServe InferenceServices (tests only).
 
 It speaks the real REST API (``/apis/serving.kserve.io/v1beta1/namespaces/<ns>/
-inferenceservices[/<name>]``: POST, GET, PATCH with merge-patch or json-patch, PUT with
-resourceVersion checks, DELETE, Kubernetes ``Status`` errors), so the real kubernetes and
-kserve clients run end to end against it. It imitates the KServe controller closely enough
-for rollouts:
+inferenceservices[/<name>]``: POST, GET, PATCH with merge-patch or json-patch, PUT, DELETE,
+Kubernetes ``Status`` errors; the KServe config map), so the real kubernetes and kserve clients
+run end to end against it. It is as strict as the real server where rollouts depend on it:
 
+- ``resourceVersion`` changes on every write, status updates included (the controller writes
+  status as it reconciles); a PUT, or a merge-patch that carries ``metadata.resourceVersion``,
+  with a stale one is refused with 409 Conflict;
 - every change of the predictor (other than ``canaryTrafficPercent``) creates a revision
   ``<name>-predictor-0000N``, which becomes Ready after ``ready_after`` reads (never, for a
   storage URI in ``never_ready``); ``observedGeneration`` catches up on the next read;
 - Knative mode: a Ready revision is rolled out unless ``canaryTrafficPercent`` < 100, in which
   case traffic splits between the last rolled-out revision (tag ``prev``) and the latest
   (tag ``latest``); a revision that is not Ready never gets traffic;
-- Standard mode: no traffic split, the latest Ready revision serves;
+- Standard mode (KServe >= 0.20): each named ``spec.canary`` entry gets its own deployment
+  (``canaryStatuses``, condition ``CanaryPredictorReady``); a predictor that takes over a
+  canary's name and spec reuses its deployment (no restart); otherwise the latest Ready
+  revision serves;
+- ``status.deploymentMode`` is the annotation's mode, else ``default_mode`` (also what the
+  ``kserve/inferenceservice-config`` config map says);
 - URLs: each revision's URL is ``servers[storage_uri]`` (a real model server the test
-  started), so smoke requests are real HTTP inference; ``status.url`` is the rolled-out one;
-- ``failures``: ``{"PATCH": 403, "PUT": 409, ...}`` answers that verb with that error.
+  started), so smoke requests are real HTTP inference; ``status.address.url`` is the serving
+  one, ``status.url`` an external name that does not resolve (as from a pod). ``proxy_url`` is
+  the cluster's DNS: an HTTP proxy that sends ``<service>.<ns>.svc.cluster.local`` to the
+  server behind that predictor or canary Service;
+- ``failures``: ``{"PATCH": 403, ...}`` answers that verb with that error every time;
+  ``flaky``: ``{"GET": 2}`` answers the next two with 503; ``before_patch``: ``{n: fn}`` runs
+  ``fn(fake)`` (under the lock) just before the n-th PATCH, as another writer would (see
+  ``write`` and ``status_update``).
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+_CONFIG_MAP = "/api/v1/namespaces/kserve/configmaps/inferenceservice-config"
 _PATH = re.compile(
     r"^/apis/serving\.kserve\.io/(?P<version>v1beta1)/namespaces/(?P<ns>[^/]+)/inferenceservices(?:/(?P<name>[^/?]+))?"
 )
@@ -81,6 +95,47 @@ class _Revision:
         self.reads_left, self.never, self.ready = ready_after, never, False
 
 
+def _proxy_handler(fake: FakeKube):
+    """An HTTP forward proxy that resolves cluster-local Service names through ``fake``."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    class Proxy(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _forward(self):
+            target = urllib.parse.urlsplit(self.path)
+            backend = fake.backend(target.hostname or "")
+            length = int(self.headers.get("Content-Length") or 0)
+            data = self.rfile.read(length) if length else None
+            if not backend:
+                code, payload = 502, f"no such host {target.hostname}".encode()
+            else:
+                request = urllib.request.Request(
+                    backend + target.path + (f"?{target.query}" if target.query else ""),
+                    data=data,
+                    method=self.command,
+                    headers={k: v for k, v in self.headers.items() if k.lower() in ("content-type",)},
+                )
+                opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                try:
+                    with opener.open(request, timeout=30) as response:
+                        code, payload = response.status, response.read()
+                except urllib.error.HTTPError as exc:
+                    code, payload = exc.code, exc.read()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = _forward
+
+    return Proxy
+
+
 class FakeKube:
     """The fake API server. Use as a context manager; ``kubeconfig(path)`` writes a kubeconfig."""
 
@@ -91,11 +146,18 @@ class FakeKube:
         ready_after: int = 2,
         never_ready: set[str] | frozenset = frozenset(),
         failures: dict[str, int] | None = None,
+        default_mode: str = "Standard",
+        report_mode: bool = True,
     ):
         self.servers = dict(servers or {})
         self.ready_after = ready_after
         self.never_ready = set(never_ready)
         self.failures = dict(failures or {})
+        self.flaky: dict[str, int] = {}
+        self.before_patch: dict[int, object] = {}  # PATCH number (1-based) -> fn(fake)
+        self.patches = 0
+        self.default_mode = default_mode
+        self.report_mode = report_mode  # False: a KServe that reports no status.deploymentMode
         self.objects: dict[tuple[str, str], dict] = {}
         self.state: dict[tuple[str, str], dict] = {}
         self.requests: list[dict] = []
@@ -132,16 +194,22 @@ class FakeKube:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.proxy = ThreadingHTTPServer(("127.0.0.1", 0), _proxy_handler(self))
+        self.proxy_url = f"http://127.0.0.1:{self.proxy.server_address[1]}"
+        self.threads = [
+            threading.Thread(target=server.serve_forever, daemon=True) for server in (self.httpd, self.proxy)
+        ]
 
     # lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> FakeKube:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        for server in (self.httpd, self.proxy):
+            server.shutdown()
+            server.server_close()
 
     def kubeconfig(self, path: str | Path) -> str:
         import yaml
@@ -172,7 +240,34 @@ class FakeKube:
             "code": code,
         }
 
+    def _conflict(self, name):
+        return self._status(
+            409,
+            f"Operation cannot be fulfilled on inferenceservices.serving.kserve.io "
+            f'"{name}": the object has been modified; please apply your changes '
+            f"to the latest version and try again",
+        )
+
+    def _config_map(self) -> dict:
+        legacy = {"Knative": "Serverless", "Standard": "RawDeployment"}[self.default_mode]
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "inferenceservice-config", "namespace": "kserve"},
+            "data": {"deploy": json.dumps({"defaultDeploymentMode": legacy})},
+        }
+
     def handle(self, method: str, path: str, headers, body):
+        if path.startswith(_CONFIG_MAP) and method == "GET":
+            return 200, self._config_map()
+        if method == "PATCH":
+            self.patches += 1
+            another_writer = self.before_patch.pop(self.patches, None)
+            if another_writer:
+                another_writer(self)
+        if self.flaky.get(method):
+            self.flaky[method] -= 1
+            return self._status(503, "the server is currently unable to handle the request")
         match = _PATH.match(path)
         if not match:
             return self._status(404, f"the server could not find the requested resource ({path})")
@@ -191,12 +286,7 @@ class FakeKube:
                     f'in the namespace "{ns}"',
                 )
             if code == 409:
-                return self._status(
-                    409,
-                    f"Operation cannot be fulfilled on inferenceservices.serving.kserve.io "
-                    f'"{name}": the object has been modified; please apply your changes '
-                    f"to the latest version and try again",
-                )
+                return self._conflict(name)
             return self._status(code, "injected failure")
         key = (ns, name)
         if method == "POST" and name is None:
@@ -207,7 +297,14 @@ class FakeKube:
             obj = copy.deepcopy(body)
             obj["metadata"].update(namespace=ns, generation=1, uid=f"uid-{name}")
             obj.pop("status", None)
-            self.state[key] = {"revisions": [], "rolled_out": None, "previous": None, "observed": 0}
+            self.state[key] = {
+                "revisions": [],
+                "rolled_out": None,
+                "previous": None,
+                "observed": 0,
+                "canaries": {},
+                "seen": None,
+            }
             self._store(key, obj, spec_changed=True)
             return 201, self._view(key)
         if name is None:
@@ -235,18 +332,16 @@ class FakeKube:
                 if "json-patch" in content_type:
                     updated = json_patch(current, body)
                 else:  # merge-patch (and strategic merge, which is a merge for custom resources)
+                    sent = ((body or {}).get("metadata") or {}).get("resourceVersion")
+                    if sent is not None and sent != current["metadata"]["resourceVersion"]:
+                        return self._conflict(name)
                     updated = merge_patch(current, body)
             except (KeyError, IndexError, ValueError) as exc:
                 return self._status(422, f"invalid patch: {exc}")
         elif method == "PUT":
             sent = (body.get("metadata") or {}).get("resourceVersion")
             if sent != current["metadata"]["resourceVersion"]:
-                return self._status(
-                    409,
-                    f"Operation cannot be fulfilled on inferenceservices.serving.kserve.io "
-                    f'"{name}": the object has been modified; please apply your changes '
-                    f"to the latest version and try again",
-                )
+                return self._conflict(name)
             updated = copy.deepcopy(body)
             for field in ("uid", "generation", "namespace", "name"):
                 updated["metadata"][field] = current["metadata"][field]
@@ -271,46 +366,73 @@ class FakeKube:
         template = {k: v for k, v in predictor.items() if k != "canaryTrafficPercent"}
         revisions = state["revisions"]
         if not revisions or revisions[-1].template != template:
-            uri = (predictor.get("model") or {}).get("storageUri", "")
-            revisions.append(
-                _Revision(
-                    f"{key[1]}-predictor-{len(revisions) + 1:05d}",
-                    uri,
-                    template,
-                    self.ready_after,
-                    uri in self.never_ready,
-                )
-            )
+            canary = state["canaries"].get(predictor.get("name"))
+            if canary is not None and canary.template == template:
+                revisions.append(canary)  # promotion: the canary's deployment becomes stable
+            else:
+                revisions.append(self._revision(f"{key[1]}-predictor-{len(revisions) + 1:05d}", template))
+        wanted = {}
+        for entry in obj["spec"].get("canary") or []:
+            canary_predictor = entry["predictor"]
+            known = state["canaries"].get(canary_predictor["name"])
+            if known is None or known.template != canary_predictor:
+                known = self._revision(f"{key[1]}-{canary_predictor['name']}-predictor", canary_predictor)
+            wanted[canary_predictor["name"]] = known
+        state["canaries"] = wanted
+
+    def _revision(self, name: str, predictor: dict) -> _Revision:
+        uri = (predictor.get("model") or {}).get("storageUri", "")
+        return _Revision(name, uri, predictor, self.ready_after, uri in self.never_ready)
 
     def _mode(self, obj) -> str:
-        mode = (obj["metadata"].get("annotations") or {}).get("serving.kserve.io/deploymentMode", "Standard")
+        mode = (obj["metadata"].get("annotations") or {}).get("serving.kserve.io/deploymentMode", "")
+        if not mode:
+            return self.default_mode
         return "Knative" if mode.lower() in ("knative", "serverless") else "Standard"
+
+    @staticmethod
+    def _tick(revision) -> None:
+        if not revision.ready and not revision.never:
+            revision.reads_left -= 1
+            revision.ready = revision.reads_left <= 0
 
     def _reconcile(self, key) -> None:
         obj, state = self.objects[key], self.state[key]
         state["observed"] = obj["metadata"]["generation"]
         latest = state["revisions"][-1]
-        if not latest.ready and not latest.never:
-            latest.reads_left -= 1
-            latest.ready = latest.reads_left <= 0
+        self._tick(latest)
+        for canary in state["canaries"].values():
+            self._tick(canary)
         canary = obj["spec"]["predictor"].get("canaryTrafficPercent")
         if latest.ready and state["rolled_out"] is not latest:
             knative_canary = self._mode(obj) == "Knative" and canary is not None and canary < 100
             if state["rolled_out"] is None or not knative_canary:
                 state["previous"], state["rolled_out"] = state["rolled_out"], latest
+        # The controller writes status as it reconciles: every status change is a new version.
+        status = self._status_of(key)
+        if status != state["seen"]:
+            state["seen"] = status
+            self._resource_version += 1
+            obj["metadata"]["resourceVersion"] = str(self._resource_version)
 
     def url_of(self, revision) -> str:
         return self.servers.get(revision.storage_uri, DEAD_URL) if revision else ""
 
     def _view(self, key) -> dict:
-        obj, state = copy.deepcopy(self.objects[key]), self.state[key]
+        obj = copy.deepcopy(self.objects[key])
+        obj["status"] = self._status_of(key)
+        return obj
+
+    def _status_of(self, key) -> dict:
+        obj, state = self.objects[key], self.state[key]
         latest, rolled_out = state["revisions"][-1], state["rolled_out"]
+        mode = self._mode(obj)
         tags = (obj["metadata"].get("annotations") or {}).get(
             "serving.kserve.io/enable-tag-routing"
         ) == "true"
         canary = obj["spec"]["predictor"].get("canaryTrafficPercent")
         split = []
-        if self._mode(obj) == "Knative" and rolled_out is not None:
+        if mode == "Knative" and rolled_out is not None:
             if latest is rolled_out or not latest.ready:
                 split = [(rolled_out, 100, latest is rolled_out, "prev")]
             else:
@@ -353,14 +475,57 @@ class FakeKube:
         }
         if traffic:
             predictor["traffic"] = traffic
-        obj["status"] = {
+        conditions = [{"type": "PredictorReady", "status": condition["status"]}, condition]
+        status = {
             "observedGeneration": state["observed"],
             "url": external,
             "address": {"url": url},
-            "conditions": [{"type": "PredictorReady", "status": condition["status"]}, condition],
+            "conditions": conditions,
             "components": {"predictor": {k: v for k, v in predictor.items() if v is not None}},
         }
-        return obj
+        if self.report_mode:
+            status["deploymentMode"] = mode
+        if state["canaries"]:
+            percents = {e["predictor"]["name"]: e.get("trafficPercent", 0) for e in obj["spec"]["canary"]}
+            status["canaryStatuses"] = [
+                {"name": name, "ready": c.ready, "trafficPercent": percents[name]}
+                for name, c in state["canaries"].items()
+            ]
+            every = all(c.ready for c in state["canaries"].values())
+            conditions.append(
+                {
+                    "type": "CanaryPredictorReady",
+                    "status": "True" if every else "False",
+                    "reason": "AllCanariesReady" if every else "CanaryNotReady",
+                }
+            )
+        return status
+
+    def write(self, namespace: str, name: str, patch: dict) -> None:
+        """Another writer's merge-patch (call from ``before_patch``: the lock is held)."""
+        key = (namespace, name)
+        current = self.objects[key]
+        updated = merge_patch(current, patch)
+        changed = updated.get("spec") != current.get("spec")
+        if changed:
+            updated["metadata"]["generation"] = current["metadata"]["generation"] + 1
+        self._store(key, updated, spec_changed=changed)
+
+    def status_update(self, namespace: str, name: str) -> None:
+        """The controller writing status: a new resourceVersion, the spec untouched."""
+        self._resource_version += 1
+        self.objects[(namespace, name)]["metadata"]["resourceVersion"] = str(self._resource_version)
+
+    def backend(self, host: str) -> str:
+        """The server behind ``<service>.<ns>.svc.cluster.local`` (the cluster's DNS), or ""."""
+        with self.lock:
+            for (ns, name), state in self.state.items():
+                services = {f"{name}-predictor": state["rolled_out"]}
+                services.update({c.name: c for c in state["canaries"].values()})
+                for service, revision in services.items():
+                    if revision is not None and host == f"{service}.{ns}.svc.cluster.local":
+                        return self.url_of(revision)
+        return ""
 
     # test helpers ----------------------------------------------------------------------------
     def serving(self, namespace: str, name: str) -> dict:

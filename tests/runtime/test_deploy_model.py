@@ -4,6 +4,7 @@ KServe model servers, and the local target against the real local server."""
 import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +49,16 @@ def servers(models, tmp_path_factory):
 
 
 @pytest.fixture
-def cluster(servers, tmp_path):
+def cluster(servers, tmp_path, monkeypatch):
     with FakeKube(servers, ready_after=2, never_ready={URI_BROKEN}) as fake:
         fake.kubeconfig_path = fake.kubeconfig(tmp_path / "kubeconfig")
+        # The cluster's DNS: *.svc.cluster.local through the fake's proxy, loopback direct.
+        # urllib reads the proxy settings when its opener is built: build a fresh one.
+        monkeypatch.setenv("http_proxy", fake.proxy_url)
+        monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+        urllib.request.install_opener(urllib.request.build_opener())
         yield fake
+    urllib.request.install_opener(None)
 
 
 def deploy(cluster, models, eval_path, tmp_path, model, uri, **kwargs):
@@ -120,7 +127,11 @@ def test_canary_is_smoke_tested_then_promoted(cluster, models, eval_path, tmp_pa
     assert all(r["content_type"] == "application/merge-patch+json" for r in patches)
     assert patches[0]["body"]["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert patches[0]["body"]["spec"]["predictor"]["model"]["storageUri"] == URI_B
-    assert patches[1]["body"] == {"spec": {"predictor": {"canaryTrafficPercent": 100}}}
+    assert patches[1]["body"]["spec"] == {"predictor": {"canaryTrafficPercent": 100}}
+    # every write is conditional on the version it was decided on
+    assert all(r["body"]["metadata"]["resourceVersion"] for r in patches)
+    assert kserve.ROLLOUT_ANNOTATION in patches[0]["body"]["metadata"]["annotations"]
+    assert kserve.ROLLOUT_ANNOTATION not in live(cluster)["metadata"]["annotations"]
     view = live(cluster)
     assert full_traffic(view) != first_revision
     assert view["status"]["components"]["predictor"]["previousRolledoutRevision"] == first_revision
@@ -193,29 +204,199 @@ def test_forbidden_create_is_a_clear_error(cluster, models, eval_path, tmp_path)
     assert cluster.objects == {}
 
 
-def test_standard_mode_refuses_a_canary_unless_direct_rollout_is_allowed(
-    cluster, models, eval_path, tmp_path
-):
+def standard_canary_service(view) -> str:
+    return kserve.predictor_service(NAME, view["spec"]["predictor"])
+
+
+def test_standard_mode_canary_is_smoke_tested_then_promoted(cluster, models, eval_path, tmp_path):
     deploy(cluster, models, eval_path, tmp_path, "a", URI_A, deployment_mode="Standard")
+    assert live(cluster)["status"]["deploymentMode"] == "Standard"
+
+    healthy, metadata, report = deploy(cluster, models, eval_path, tmp_path, "b", URI_B, model_version="7")
+
+    assert healthy, report
+    assert metadata["action"] == "canary-promoted" and metadata["mode"] == "Standard"
+    start = next(r for r in cluster.requests if r["method"] == "PATCH")["body"]
+    assert start["spec"]["canary"][0]["trafficPercent"] == 10
+    assert start["spec"]["canary"][0]["predictor"]["name"] == "v7"
+    assert "predictor" not in start["spec"]  # the stable predictor is untouched during the canary
+    view = live(cluster)
+    # promoted: the canary's Deployment is the predictor now, the canary entry gone
+    assert view["spec"]["predictor"]["name"] == "v7" and "canary" not in view["spec"]
+    assert standard_canary_service(view) == f"{NAME}-v7-predictor"
+    assert kserve.storage_uri_of(view) == URI_B and metadata["url"] == cluster.servers[URI_B]
+    assert view["metadata"]["labels"]["app.kubernetes.io/version"] == "7"
+    # the smoke requests reached the canary's own Service, through the cluster's DNS
+    assert f"http://{NAME}-v7-predictor.{NS}.svc.cluster.local" in report
+
+
+def test_standard_mode_canary_that_fails_is_removed(cluster, models, eval_path, tmp_path):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A, deployment_mode="Standard", model_version="1")
+    before = live(cluster)
+
+    healthy, metadata, report = deploy(
+        cluster, models, eval_path, tmp_path, "b", URI_WRONG, model_version="2"
+    )
+    assert not healthy and metadata["rolled_back"], report
+    view = live(cluster)
+    assert "canary" not in view["spec"] and not view["status"].get("canaryStatuses")
+    assert view["spec"]["predictor"] == before["spec"]["predictor"]
+    assert view["metadata"]["labels"] == before["metadata"]["labels"]
+    assert kserve.ROLLOUT_ANNOTATION not in view["metadata"]["annotations"]
+
+    healthy, metadata, report = deploy(
+        cluster, models, eval_path, tmp_path, "b", URI_BROKEN, model_version="3"
+    )
+    assert not healthy and "FAIL | ready" in report
+    assert kserve.storage_uri_of(live(cluster)) == URI_A and not live(cluster)["spec"].get("canary")
+
+
+def test_the_mode_comes_from_the_live_service_and_the_cluster(servers, models, eval_path, tmp_path):
+    """A service created without the annotation runs in the cluster's default mode: read from
+    status.deploymentMode, or (older KServe) from the inferenceservice-config map."""
+    for report_mode in (True, False):
+        with FakeKube(servers, ready_after=1, default_mode="Knative", report_mode=report_mode) as fake:
+            fake.kubeconfig_path = fake.kubeconfig(tmp_path / f"kubeconfig-{report_mode}")
+            deploy(fake, models, eval_path, tmp_path, "a", URI_A)
+            # someone removes the annotation by hand: the controller's mode still applies
+            with fake.lock:
+                fake.write(NS, NAME, {"metadata": {"annotations": {kserve.MODE_ANNOTATION: None}}})
+            healthy, metadata, report = deploy(fake, models, eval_path, tmp_path, "b", URI_B)
+            assert healthy and metadata["mode"] == "Knative", report
+            start = next(r for r in fake.requests if r["method"] == "PATCH" and r["body"].get("spec"))
+            assert start["body"]["spec"]["predictor"]["canaryTrafficPercent"] == 10
+            assert ("cluster's default" in report) is not report_mode
+
+
+def test_a_status_write_during_the_rollout_is_re_read_not_fatal(cluster, models, eval_path, tmp_path):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+    patches_before = cluster.patches
+    # the controller writes status just before the promote patch: a 409, the spec unchanged
+    cluster.before_patch[patches_before + 2] = lambda fake: fake.status_update(NS, NAME)
 
     healthy, metadata, report = deploy(cluster, models, eval_path, tmp_path, "b", URI_B)
-    assert not healthy and metadata["action"] == "refused"
-    assert "ignores canaryTrafficPercent" in report and "allow_direct_rollout=True" in report
-    assert live(cluster)["spec"]["predictor"]["model"]["storageUri"] == URI_A
+
+    assert healthy and metadata["action"] == "canary-promoted", report
+    promotes = [r["body"]["metadata"]["resourceVersion"] for r in cluster.requests if r["method"] == "PATCH"][
+        1:
+    ]
+    assert len(promotes) == 2 and promotes[0] != promotes[1]  # 409, then again from a fresh read
+    assert kserve.storage_uri_of(live(cluster)) == URI_B
+
+
+def test_a_canary_another_writer_changes_is_not_promoted(cluster, models, eval_path, tmp_path):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+    theirs = {"spec": {"predictor": {"model": {"storageUri": URI_WRONG}}}}
+    cluster.before_patch[cluster.patches + 2] = lambda fake: fake.write(NS, NAME, theirs)
+
+    healthy, metadata, report = deploy(cluster, models, eval_path, tmp_path, "b", URI_B)
+
+    assert not healthy and metadata["action"] == "superseded", report
+    assert "FAIL | promote" in report and "changed after the smoke test" in report
+    # their change stands: neither promoted over nor rolled back
+    assert kserve.storage_uri_of(live(cluster)) == URI_WRONG
+    assert not metadata["rolled_back"]
+
+
+def test_transient_api_errors_while_waiting_are_retried(cluster, models, eval_path, tmp_path):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+    # two 503s on the reads right after the canary starts
+    cluster.before_patch[cluster.patches + 1] = lambda fake: fake.flaky.update(GET=2)
+
+    healthy, metadata, report = deploy(cluster, models, eval_path, tmp_path, "b", URI_B)
+
+    assert healthy and metadata["action"] == "canary-promoted", report
+    assert cluster.flaky["GET"] == 0
+
+
+def test_a_rollback_is_retried_and_restores_labels_and_annotations(cluster, models, eval_path, tmp_path):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A, model_version="1")
+    before = live(cluster)
+    # the rollback patch (the second PATCH) meets two 503s
+    cluster.before_patch[cluster.patches + 2] = lambda fake: fake.flaky.update(PATCH=2)
 
     healthy, metadata, report = deploy(
-        cluster, models, eval_path, tmp_path, "b", URI_WRONG, allow_direct_rollout=True
+        cluster, models, eval_path, tmp_path, "b", URI_WRONG, model_version="2"
     )
-    assert not healthy and metadata["rolled_back"]
-    assert live(cluster)["spec"]["predictor"]["model"]["storageUri"] == URI_A
 
-    healthy, metadata, report = deploy(
-        cluster, models, eval_path, tmp_path, "b", URI_B, allow_direct_rollout=True
+    assert not healthy and metadata["rolled_back"], report
+    assert cluster.flaky["PATCH"] == 0 and "PASS | rollback" in report
+    view = live(cluster)
+    assert view["spec"]["predictor"]["model"] == before["spec"]["predictor"]["model"]
+    assert view["metadata"]["labels"] == before["metadata"]["labels"]
+    assert view["metadata"]["annotations"] == before["metadata"]["annotations"]
+    assert full_traffic(view) == full_traffic(before)
+
+
+class KilledPod(BaseException):
+    """What a SIGKILL looks like from the rollout's point of view: nothing after it runs."""
+
+
+def leave_a_canary(cluster, models, tmp_path, model, uri, mode="Knative"):
+    """Starts a canary and dies in the smoke test, as a pod killed mid-rollout would."""
+    from components.verdict import Verdict
+
+    def killed(url):
+        raise KilledPod
+
+    desired = kserve.render(name=NAME, namespace=NS, storage_uri=uri, deployment_mode=mode)
+    rollout = kserve.Rollout(
+        kserve.connect(cluster.kubeconfig_path),
+        desired,
+        smoke=killed,
+        verdict=Verdict(gate="x"),
+        ready_timeout=5,
+        poll_interval=0.05,
     )
-    assert healthy, report
-    assert metadata["action"] == "replaced" and metadata["mode"] == "Standard"
-    assert any(r["method"] == "PUT" for r in cluster.requests)
-    assert kserve.current_storage_uri(NAME, NS, kubeconfig=cluster.kubeconfig_path) == URI_B
+    with pytest.raises(KilledPod):
+        rollout.run()
+
+
+@pytest.mark.parametrize("mode", ["Knative", "Standard"])
+def test_a_canary_left_by_a_killed_pod_is_rolled_back_first(cluster, models, eval_path, tmp_path, mode):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A, deployment_mode=mode)
+    stable = live(cluster)
+    leave_a_canary(cluster, models, tmp_path, "b", URI_B, mode)
+    left = live(cluster)
+    assert kserve.rollout_marker(left) and any(0 < t["percent"] < 100 for t in kserve.traffic(left))
+
+    # the retry (same model) finds it, restores the stable model first, then rolls out again
+    healthy, metadata, report = deploy(cluster, models, eval_path, tmp_path, "b", URI_B, deployment_mode=mode)
+
+    assert healthy and metadata["action"] == "canary-promoted", report
+    assert "WARN | interrupted-rollout" in report and "this task's earlier attempt" in report
+    patches = [r["body"] for r in cluster.requests if r["method"] == "PATCH"]
+    restore = patches[-3]  # restore, canary, promote
+    assert restore["metadata"]["annotations"][kserve.ROLLOUT_ANNOTATION] is None
+    assert kserve.storage_uri_of(live(cluster)) == URI_B
+    assert kserve.storage_uri_of(stable) == URI_A
+
+
+def test_another_runs_fresh_canary_is_left_alone_and_a_stale_one_restored(
+    cluster, models, eval_path, tmp_path
+):
+    deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+    stable = live(cluster)
+    leave_a_canary(cluster, models, tmp_path, "b", URI_B)
+
+    healthy, metadata, report = deploy(cluster, models, eval_path, tmp_path, "b", URI_WRONG)
+    assert not healthy and metadata["action"] == "refused", report
+    assert "FAIL | rollout-in-progress" in report and URI_B in report
+    assert kserve.rollout_marker(live(cluster))["model_uri"] == URI_B  # untouched
+
+    # an hour later, the same leftover is stale: restored, then this run's rollout goes ahead
+    with cluster.lock:
+        key = (NS, NAME)
+        marker = kserve.rollout_marker(cluster.objects[key])
+        marker["started"] -= 3600
+        cluster.write(
+            NS, NAME, {"metadata": {"annotations": {kserve.ROLLOUT_ANNOTATION: json.dumps(marker)}}}
+        )
+    healthy, metadata, report = deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
+    assert "WARN | interrupted-rollout" in report and healthy, report
+    view = live(cluster)
+    assert kserve.storage_uri_of(view) == URI_A and kserve.rollout_marker(view) is None
+    assert full_traffic(view) == full_traffic(stable)
 
 
 def test_production_alias_moves_only_after_a_healthy_deployment(
@@ -454,10 +635,25 @@ def s3_mlflow(s3_env, tmp_path, monkeypatch):
     port = free_port()
     log = open(tmp_path / "mlflow.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/m.db",
-         "--default-artifact-root", f"s3://{s3_env}/mlflow", "--no-serve-artifacts",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/m.db",
+            "--default-artifact-root",
+            f"s3://{s3_env}/mlflow",
+            "--no-serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     uri = f"http://127.0.0.1:{port}"
     for _ in range(180):
@@ -475,19 +671,30 @@ def s3_mlflow(s3_env, tmp_path, monkeypatch):
 
 def test_the_served_storage_uri_is_the_registered_copy(models, eval_path, tmp_path, servers, s3_mlflow):
     version = register.run(
-        model_dir=models["a"], model_metadata={"framework": "tensorflow"},
-        model_uri="minio://mlpipeline/run/model", registered_model_name="churn-home",
+        model_dir=models["a"],
+        model_metadata={"framework": "tensorflow"},
+        model_uri="minio://mlpipeline/run/model",
+        registered_model_name="churn-home",
         mlflow_tracking_uri=s3_mlflow,
     )["version"]
     source = registry.version_source(s3_mlflow, "churn-home", version)
     assert source.startswith("s3://") and "/mlflow/" in source, source
     with FakeKube({source: servers[URI_A]}, ready_after=1) as fake:
         healthy, metadata = runtime.run(
-            model_dir=models["a"], model_uri="minio://mlpipeline/run/model", eval_data_path=eval_path,
-            deployment_dir=str(tmp_path / "deployment"), report_path=str(tmp_path / "report.md"),
-            service_name=NAME, target="kserve", namespace=NS, ready_timeout_seconds=5,
-            poll_interval_seconds=0.05, kubeconfig=fake.kubeconfig(tmp_path / "kubeconfig"),
-            mlflow_tracking_uri=s3_mlflow, registered_model_name="churn-home", model_version=version,
+            model_dir=models["a"],
+            model_uri="minio://mlpipeline/run/model",
+            eval_data_path=eval_path,
+            deployment_dir=str(tmp_path / "deployment"),
+            report_path=str(tmp_path / "report.md"),
+            service_name=NAME,
+            target="kserve",
+            namespace=NS,
+            ready_timeout_seconds=5,
+            poll_interval_seconds=0.05,
+            kubeconfig=fake.kubeconfig(tmp_path / "kubeconfig"),
+            mlflow_tracking_uri=s3_mlflow,
+            registered_model_name="churn-home",
+            model_version=version,
         )
         served = fake.serving(NS, NAME)["spec"]["predictor"]["model"]["storageUri"]
     assert healthy, (tmp_path / "report.md").read_text()
@@ -498,8 +705,16 @@ def test_the_served_storage_uri_is_the_registered_copy(models, eval_path, tmp_pa
 def blessing_against(tmp_path, version: str) -> str:
     """A model-is-blessed verdict that compared the candidate with production ``version``."""
     path = tmp_path / f"blessing-{len(list(tmp_path.glob('blessing-*')))}.json"
-    path.write_text(json.dumps({"gate": "model-is-blessed", "passed": True, "checks": [],
-                                "details": {"baseline": {"source": "mlflow", "version": version}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "gate": "model-is-blessed",
+                "passed": True,
+                "checks": [],
+                "details": {"baseline": {"source": "mlflow", "version": version}},
+            }
+        )
+    )
     return str(path)
 
 
@@ -511,8 +726,13 @@ def test_interleaved_deployments_newer_wins(models, eval_path, tmp_path, mlflow_
     name = f"churn-race-{order.split()[0]}"
     serving = tmp_path / "serving"
     production, older, newer = (
-        register.run(model_dir=models[m], model_metadata={}, model_uri=f"file://{models[m]}",
-                     registered_model_name=name, mlflow_tracking_uri=mlflow_server)["version"]
+        register.run(
+            model_dir=models[m],
+            model_metadata={},
+            model_uri=f"file://{models[m]}",
+            registered_model_name=name,
+            mlflow_tracking_uri=mlflow_server,
+        )["version"]
         for m in ("a", "b", "b")
     )
     common = dict(
@@ -546,22 +766,40 @@ def test_a_candidate_blessed_against_production_deploys(models, eval_path, tmp_p
     name = "churn-cas"
     serving = tmp_path / "serving"
     first, second = (
-        register.run(model_dir=models[m], model_metadata={}, model_uri=f"file://{models[m]}",
-                     registered_model_name=name, mlflow_tracking_uri=mlflow_server)["version"]
+        register.run(
+            model_dir=models[m],
+            model_metadata={},
+            model_uri=f"file://{models[m]}",
+            registered_model_name=name,
+            mlflow_tracking_uri=mlflow_server,
+        )["version"]
         for m in ("a", "b")
     )
     common = dict(
         local_serving_dir=str(serving), mlflow_tracking_uri=mlflow_server, registered_model_name=name
     )
     healthy, _, out = deploy_local(
-        models, eval_path, tmp_path, "a", model_version=first, blessing_path=blessing_against(tmp_path, ""),
+        models,
+        eval_path,
+        tmp_path,
+        "a",
+        model_version=first,
+        blessing_path=blessing_against(tmp_path, ""),
         **common,
     )
-    assert healthy and "production is not set yet, as when this candidate was evaluated" in (
-        out / "report.md").read_text()
+    assert (
+        healthy
+        and "production is not set yet, as when this candidate was evaluated"
+        in (out / "report.md").read_text()
+    )
     healthy, _, out = deploy_local(
-        models, eval_path, tmp_path, "b", model_version=second,
-        blessing_path=blessing_against(tmp_path, first), **common,
+        models,
+        eval_path,
+        tmp_path,
+        "b",
+        model_version=second,
+        blessing_path=blessing_against(tmp_path, first),
+        **common,
     )
     assert healthy
     report = (out / "report.md").read_text()
@@ -582,6 +820,8 @@ def test_the_local_server_listens_on_loopback_only(servers):
 
 
 def test_smoke_requests_go_to_the_in_cluster_address():
-    isvc = {"status": {"url": "http://churn.models.example.com", "address": {"url": "http://churn.models.svc"}}}
+    isvc = {
+        "status": {"url": "http://churn.models.example.com", "address": {"url": "http://churn.models.svc"}}
+    }
     assert kserve.service_url(isvc) == "http://churn.models.svc"
     assert kserve.service_url({"status": {"url": "http://only-external"}}) == "http://only-external"
