@@ -3,13 +3,21 @@
 ``Ready`` only says the pods are up; a smoke request proves the server answers with the
 predictions this model gives offline (``model_io.predict``): the right model, the right
 signature, the same preprocessing.
+
+Bodies are ones TF Serving's REST API accepts (the runtime of a KServe TensorFlow predictor),
+so the same requests work on a cluster and on the local server. TF Serving refuses JSON
+``null``; a missing value is sent as the model's own marker (``model_io`` contract): ``NaN``
+for a float feature (the bare token; TF Serving parses ``NaN``/``Infinity`` as numbers, and the
+model imputes any non-finite value), ``""`` for a string and ``-1`` for an integer-coded
+category. Values are typed by the signature (an int64 feature goes as a JSON integer, never
+``3.0``, which TF Serving refuses for int64). The README's "Serve a model" section says the same
+for clients.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 import urllib.error
 import urllib.request
@@ -36,40 +44,68 @@ class SmokeResult:
     reason: str
 
 
-def _plain(value):
-    """A JSON-ready scalar: numpy types unwrapped, NaN/None/NA -> None (JSON null)."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return value
+def encode(frame: pd.DataFrame, dtypes: dict[str, str] | None = None) -> dict[str, list]:
+    """``{feature: [value, ...]}`` as JSON-ready Python values typed by the signature.
+
+    Args:
+        frame: Raw feature columns.
+        dtypes: ``{feature: "float32" | "int64" | "string"}`` from the serving signature. Without
+            it each column's type is guessed from pandas (strings, integers, else floats), which
+            is right unless an integer-coded column holds missing values (pandas reads it as
+            float, TF Serving then refuses its ``NaN``); pass the signature's types.
+
+    Missing values become the model's markers (``NaN``, ``-1``, ``""``), never ``None``.
+    """
+    from components import model_io
+
+    dtypes = _types(frame, dtypes)
+    columns = {}
+    for name in frame.columns:
+        values = model_io.column_values(frame[name], dtypes[name])
+        if dtypes[name] == "float32":
+            columns[name] = [float(v) for v in values]
+        elif dtypes[name] == "int64":
+            columns[name] = [int(v) for v in values]
+        else:
+            columns[name] = [str(v) for v in values]
+    return columns
 
 
-def instances(frame: pd.DataFrame) -> list[dict]:
-    """v1 row format: one ``{feature: value}`` object per row, NaN as null."""
-    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+def _types(frame: pd.DataFrame, dtypes: dict[str, str] | None) -> dict[str, str]:
+    """``dtypes``, or a guess from pandas when the caller has no signature to hand."""
+    if dtypes:
+        return dtypes
+    guessed = {}
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+            guessed[name] = "string"
+        else:
+            guessed[name] = "int64" if pd.api.types.is_integer_dtype(column) else "float32"
+    return guessed
 
 
-def v2_inputs(frame: pd.DataFrame, dtypes: dict[str, str]) -> list[dict]:
-    """v2 tensors: one ``[n]`` tensor per feature, typed from the signature (NaN as null)."""
+def instances(frame: pd.DataFrame, dtypes: dict[str, str] | None = None) -> list[dict]:
+    """v1 row format: one ``{feature: value}`` object per row (see ``encode``)."""
+    columns = encode(frame, dtypes)
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def v2_inputs(frame: pd.DataFrame, dtypes: dict[str, str] | None = None) -> list[dict]:
+    """v2 tensors: one ``[n]`` tensor per feature, typed from the signature (see ``encode``)."""
+    dtypes = _types(frame, dtypes)
+    columns = encode(frame, dtypes)
     return [
-        {
-            "name": name,
-            "shape": [len(frame)],
-            "datatype": _V2_TYPES[dtypes[name]],
-            "data": [_plain(v) for v in frame[name].tolist()],
-        }
-        for name in frame.columns
+        {"name": name, "shape": [len(frame)], "datatype": _V2_TYPES[dtypes[name]], "data": data}
+        for name, data in columns.items()
     ]
 
 
 def post_json(url: str, body: dict | None, timeout: float = 30.0) -> dict:
     """POSTs JSON and returns the decoded answer; raises SmokeTestError saying what failed."""
-    data = b"" if body is None else json.dumps(body, allow_nan=False).encode()
+    # allow_nan: a missing float goes as the bare NaN token, which TF Serving and the local
+    # server parse (JSON null is refused by TF Serving).
+    data = b"" if body is None else json.dumps(body, allow_nan=True).encode()
     request = urllib.request.Request(
         url, data=data, method="POST", headers={"Content-Type": "application/json"}
     )
@@ -85,9 +121,11 @@ def post_json(url: str, body: dict | None, timeout: float = 30.0) -> dict:
         raise SmokeTestError(f"POST {url} did not answer JSON: {exc}") from exc
 
 
-def predict_v1(base_url: str, name: str, frame: pd.DataFrame, timeout: float = 30.0) -> np.ndarray:
+def predict_v1(
+    base_url: str, name: str, frame: pd.DataFrame, dtypes: dict[str, str] | None = None, timeout: float = 30.0
+) -> np.ndarray:
     answer = post_json(
-        f"{base_url.rstrip('/')}/v1/models/{name}:predict", {"instances": instances(frame)}, timeout
+        f"{base_url.rstrip('/')}/v1/models/{name}:predict", {"instances": instances(frame, dtypes)}, timeout
     )
     if "predictions" not in answer:
         raise SmokeTestError(f"v1 answer from {base_url} has no 'predictions': {str(answer)[:300]}")
@@ -95,7 +133,7 @@ def predict_v1(base_url: str, name: str, frame: pd.DataFrame, timeout: float = 3
 
 
 def predict_v2(
-    base_url: str, name: str, frame: pd.DataFrame, dtypes: dict[str, str], timeout: float = 30.0
+    base_url: str, name: str, frame: pd.DataFrame, dtypes: dict[str, str] | None = None, timeout: float = 30.0
 ) -> np.ndarray:
     answer = post_json(
         f"{base_url.rstrip('/')}/v2/models/{name}/infer", {"inputs": v2_inputs(frame, dtypes)}, timeout
@@ -122,9 +160,9 @@ def smoke(
     endpoint = f"{base_url} ({protocol})"
     try:
         if protocol == "v2":
-            served = predict_v2(base_url, name, frame, dtypes or {}, timeout)
+            served = predict_v2(base_url, name, frame, dtypes, timeout)
         else:
-            served = predict_v1(base_url, name, frame, timeout)
+            served = predict_v1(base_url, name, frame, dtypes, timeout)
     except SmokeTestError as exc:
         return SmokeResult(False, base_url, len(frame), None, str(exc))
     expected = np.asarray(offline, dtype=np.float64)
