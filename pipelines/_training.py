@@ -41,6 +41,25 @@ NETWORK_RETRY = dict(num_retries=3, backoff_duration="30s", backoff_factor=2.0, 
 TRAIN_RETRY = dict(num_retries=2, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="600s")
 
 
+def defaults(component) -> dict:
+    """The default of every parameter of a component or compiled-in pipeline, by name.
+
+    Pipeline parameters that feed a component take their defaults from here (the component is
+    where a parameter is declared); a pipeline states the defaults it overrides on purpose.
+    """
+    return {
+        name: spec.default
+        for name, spec in component.component_spec.inputs.items()
+        if spec.default is not None
+    }
+
+
+# The components' defaults, for the pipeline parameters that feed them.
+BASELINE, FINGERPRINT, SCHEMA = defaults(resolve_baseline), defaults(fingerprint_data), defaults(infer_schema)
+VALIDATE, TRAIN, EVALUATE = defaults(validate_data), defaults(train_model), defaults(evaluate_model)
+DEPLOY, SUMMARY = defaults(deploy_model), defaults(summarize_run)
+
+
 def kubernetes_settings(task, enabled: bool, *, mlflow_secret: bool = False, minio: bool = False):
     """Kubeflow-only pod settings; Vertex gets none (they would add a second YAML document)."""
     if not enabled:
@@ -80,44 +99,47 @@ def build(platform: str):
         raise ValueError(f"platform must be 'kubeflow' or 'vertex', got {platform!r}")
     on_kubeflow = pod_settings = platform == KUBEFLOW
 
+    # Defaults come from the components each parameter feeds. Set here on purpose: the demo's
+    # label and model/service names, deploy_target (a cluster pipeline deploys to KServe, the
+    # component defaults to local) and the training pod's resources (the pipeline's alone).
     def training(
         data_uri: str,
         label: str = "churned",
-        features: list = [],  # noqa: B006 - KFP pipeline defaults are compiled, never mutated
-        exclude_features: list = [],  # noqa: B006
-        categorical_columns: list = [],  # noqa: B006
-        timestamp_column: str = "",
-        snapshot_uri: str = "",
-        schema_uri: str = "",
-        previous_statistics_uri: str = "",
-        serving_statistics_uri: str = "",
-        first_run_policy: str = "warn",
-        numeric_drift_threshold: float = 0.1,
-        categorical_drift_threshold: float = 0.1,
-        epochs: int = 20,
-        batch_size: int = 128,
-        learning_rate: float = 0.003,
-        hidden_units: list = [64, 32],  # noqa: B006
-        checkpoint_uri: str = "",
+        features: list = TRAIN["features"],
+        exclude_features: list = TRAIN["exclude_features"],
+        categorical_columns: list = TRAIN["categorical_columns"],
+        timestamp_column: str = TRAIN["timestamp_column"],
+        snapshot_uri: str = FINGERPRINT["snapshot_uri"],
+        schema_uri: str = BASELINE["schema_uri"],
+        previous_statistics_uri: str = BASELINE["statistics_uri"],
+        serving_statistics_uri: str = VALIDATE["serving_statistics_uri"],
+        first_run_policy: str = VALIDATE["first_run_policy"],
+        numeric_drift_threshold: float = SCHEMA["numeric_drift_threshold"],
+        categorical_drift_threshold: float = SCHEMA["categorical_drift_threshold"],
+        epochs: int = TRAIN["epochs"],
+        batch_size: int = TRAIN["batch_size"],
+        learning_rate: float = TRAIN["learning_rate"],
+        hidden_units: list = TRAIN["hidden_units"],
+        checkpoint_uri: str = TRAIN["checkpoint_uri"],
         accelerator_type: str = DEFAULT_ACCELERATOR[platform],
         accelerator_count: int = 1,
         train_cpu: str = "4",
         train_memory: str = "16Gi",
-        train_node_selector: dict = {},  # noqa: B006
+        train_node_selector: dict = {},  # noqa: B006 - KFP pipeline defaults are compiled, never mutated
         train_tolerations: list = [],  # noqa: B006
-        thresholds: dict = {},  # noqa: B006
-        change_thresholds: dict = {},  # noqa: B006
-        max_latency_p95_ms: float = 100.0,
-        baseline_source: str = "mlflow",
-        mlflow_tracking_uri: str = "",
+        thresholds: dict = EVALUATE["thresholds"],
+        change_thresholds: dict = EVALUATE["change_thresholds"],
+        max_latency_p95_ms: float = EVALUATE["max_latency_p95_ms"],
+        baseline_source: str = EVALUATE["baseline_source"],
+        mlflow_tracking_uri: str = TRAIN["mlflow_tracking_uri"],
         registered_model_name: str = "churn-classifier",
         deploy_target: str = "kserve",
         service_name: str = "churn-classifier",
-        namespace: str = "default",
-        storage_uri: str = "",
-        local_serving_dir: str = "",
-        local_endpoint: str = "",
-        webhook_url: str = "",
+        namespace: str = DEPLOY["namespace"],
+        storage_uri: str = DEPLOY["storage_uri"],
+        local_serving_dir: str = DEPLOY["local_serving_dir"],
+        local_endpoint: str = DEPLOY["local_endpoint"],
+        webhook_url: str = SUMMARY["webhook_url"],
     ):
         """Validates data, trains, evaluates against production, registers and deploys.
 
@@ -309,14 +331,6 @@ def gated_training(p, baseline, pod_settings: bool) -> None:
             kubernetes_settings(deployment, pod_settings, mlflow_secret=True)
             _record(deployment.outputs["verdict"], "deployment-is-healthy", pod_settings)
 
-
-def defaults(pipeline) -> dict:
-    """The default value of every parameter of a compiled-in pipeline, by name."""
-    return {
-        name: spec.default
-        for name, spec in pipeline.component_spec.inputs.items()
-        if spec.default is not None
-    }
 
 def _record(verdict, gate: str, pod_settings: bool):
     return live(record_verdict(verdict=verdict, record_dir=RECORD_DIR, gate=gate), pod_settings, minio=True)

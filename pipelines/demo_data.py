@@ -3,10 +3,18 @@
 from kfp import dsl
 
 from components import make_demo_data
+from pipelines._training import defaults
+
+DEMO = defaults(make_demo_data)
 
 
 @dsl.pipeline(name="demo-data")
-def demo_data(rows: int = 5000, seed: int = 0, scenario: str = "none", file_format: str = "csv"):
+def demo_data(
+    rows: int = DEMO["rows"],
+    seed: int = DEMO["seed"],
+    scenario: str = DEMO["scenario"],
+    file_format: str = DEMO["file_format"],
+):
     """Generates the demo customer-churn dataset, clean or corrupted.
 
     Args:

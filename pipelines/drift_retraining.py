@@ -19,8 +19,12 @@ from components import (
 )
 from pipelines import training as training_pipeline
 from pipelines._training import (
+    DEPLOY,
     NETWORK_RETRY,
     RECORD_DIR,
+    SCHEMA,
+    SUMMARY,
+    TRAIN,
     defaults,
     gated_training,
     kubernetes_settings,
@@ -33,21 +37,25 @@ from pipelines._training import (
 TRAINING_DEFAULTS = defaults(training_pipeline.training)
 
 
+# Defaults come from the components each parameter feeds, or from the training pipeline. Set
+# here on purpose: environment (recent data is serving data, without the label; validate_data
+# defaults to TRAINING) and, below, first_run_policy="pass" (no drift baseline: nothing to
+# retrain for).
 @dsl.pipeline(name="drift-retraining")
 def drift_retraining(
     recent_data_uri: str,
     training_data_uri: str,
-    label: str = "churned",
+    label: str = TRAINING_DEFAULTS["label"],
     environment: str = "SERVING",
-    numeric_drift_threshold: float = 0.1,
-    categorical_drift_threshold: float = 0.1,
-    mlflow_tracking_uri: str = "",
-    registered_model_name: str = "churn-classifier",
-    deploy_target: str = "kserve",
-    service_name: str = "churn-classifier",
-    namespace: str = "default",
-    accelerator_count: int = 1,
-    webhook_url: str = "",
+    numeric_drift_threshold: float = SCHEMA["numeric_drift_threshold"],
+    categorical_drift_threshold: float = SCHEMA["categorical_drift_threshold"],
+    mlflow_tracking_uri: str = TRAIN["mlflow_tracking_uri"],
+    registered_model_name: str = TRAINING_DEFAULTS["registered_model_name"],
+    deploy_target: str = TRAINING_DEFAULTS["deploy_target"],
+    service_name: str = TRAINING_DEFAULTS["service_name"],
+    namespace: str = DEPLOY["namespace"],
+    accelerator_count: int = TRAINING_DEFAULTS["accelerator_count"],
+    webhook_url: str = SUMMARY["webhook_url"],
 ):
     """Measures drift of recent data against production's training data; retrains past the thresholds.
 

@@ -1,86 +1,202 @@
-"""A component's KFP interface and its runtime never disagree about a default: every parameter
-both declare has the same default in ``component.py`` (what the spec and the UI show) and in
-``runtime.run`` (what tests and Python callers get). Read from the source, so the host needs
-none of the runtime's libraries."""
+"""Each component parameter is declared once: in the KFP signature of ``component.py``.
+
+``runtime.run`` lists a component parameter by name only (no type, no default: those come from
+the component through ``interface.defaults_from``), accepts every one of them (so
+``interface.call`` drops none), and the component body forwards them with
+``interface.call(runtime.run, locals(), ...)`` instead of a hand-written copy of the list.
+Read from the source, so the host needs none of the runtime's libraries.
+"""
 
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
 
 import components
+from components import interface
 
 ROOT = Path(components.__file__).resolve().parent
 FOLDERS = sorted(p.name for p in ROOT.iterdir() if (p / "component.py").exists())
 DIFFERENT_BY_DESIGN = {
-    # KFP has no optional integers: -1 in the interface means "not set" (None) in the runtime.
+    # KFP has no optional integers: -1 in the interface means "not set", None in Python.
     ("deploy_model", "min_replicas"): (-1, None),
     ("deploy_model", "max_replicas"): (-1, None),
 }
 
 
-def module_constants(path: Path) -> dict:
-    """Module-level ``NAME = literal`` assignments, also through ``from components.x import``
-    (``TRAINING, SERVING = ...`` included)."""
-    tree = ast.parse(path.read_text())
-    constants = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign):
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    constants[target.id] = node.value
-                elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
-                    constants.update(
-                        {t.id: v for t, v in zip(target.elts, node.value.elts, strict=True)}
-                    )
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("components."):
-            source = ROOT.parent / (node.module.replace(".", "/") + ".py")
-            if source.is_file():
-                imported = module_constants(source)
-                constants.update({a.name: imported[a.name] for a in node.names if a.name in imported})
-    return constants
+def function(path: Path, name: str) -> ast.FunctionDef:
+    body = ast.parse(path.read_text()).body
+    return next(n for n in body if isinstance(n, ast.FunctionDef) and n.name == name)
 
 
-def runtime_defaults(folder: str) -> dict:
-    tree = ast.parse((ROOT / folder / "runtime.py").read_text())
-    constants = module_constants(ROOT / folder / "runtime.py")
-    run = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run")
-    defaults = {}
-    for arg, default in zip(run.args.kwonlyargs, run.args.kw_defaults, strict=True):
-        if default is not None:
-            if isinstance(default, ast.Name) and default.id in constants:
-                default = constants[default.id]
-            defaults[arg.arg] = ast.literal_eval(default)
-    return defaults
+def runtime_run(folder: str) -> ast.FunctionDef:
+    return function(ROOT / folder / "runtime.py", "run")
 
 
-def same(a, b) -> bool:
-    empty = (None, (), [], {}, "")
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return list(a) == list(b)
-    return a == b or (a in empty and b in empty and type(a) is not str and type(b) is not str)
+def declared(folder: str) -> dict[str, str]:
+    return interface.parameters(ROOT / folder / "component.py", folder)
+
+
+def forwarding_call(folder: str) -> ast.Call:
+    body = function(ROOT / folder / "component.py", folder)
+    calls = [
+        node
+        for node in ast.walk(body)
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "interface.call"
+    ]
+    assert len(calls) == 1, f"{folder}: the body forwards with one interface.call(runtime.run, locals())"
+    return calls[0]
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
-def test_interface_and_runtime_defaults_agree(folder):
-    interface = getattr(components, folder).component_spec.inputs or {}
-    runtime = runtime_defaults(folder)
-    shared = sorted(set(interface) & set(runtime))
-    disagreements = []
-    for name in shared:
-        declared, used = interface[name].default, runtime[name]
-        if declared is None or (folder, name) in DIFFERENT_BY_DESIGN:
-            assert DIFFERENT_BY_DESIGN.get((folder, name), (declared, used)) == (declared, used)
+def test_runtime_accepts_every_component_parameter(folder):
+    run = runtime_run(folder)
+    accepted = {a.arg for a in run.args.kwonlyargs}
+    assert run.args.args == [] and run.args.kwarg is None, f"{folder}: run takes keyword-only arguments"
+    assert [name for name in declared(folder) if name not in accepted] == []
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_runtime_keeps_no_second_copy_of_a_declared_parameter(folder):
+    run = runtime_run(folder)
+    copies = []
+    for arg, default in zip(run.args.kwonlyargs, run.args.kw_defaults, strict=True):
+        if arg.arg not in declared(folder):
             continue
-        if not same(declared, used):
-            disagreements.append(f"{name}: component {declared!r}, runtime {used!r}")
-    assert disagreements == []
+        if (folder, arg.arg) in DIFFERENT_BY_DESIGN:
+            component_default, runtime_default = DIFFERENT_BY_DESIGN[(folder, arg.arg)]
+            assert interface.defaults(ROOT / folder / "component.py", folder)[arg.arg] == component_default
+            assert default is not None and ast.literal_eval(default) == runtime_default
+            continue
+        if default is not None:
+            copies.append(f"{arg.arg} = {ast.unparse(default)}")
+        if arg.annotation is not None:
+            copies.append(f"{arg.arg}: {ast.unparse(arg.annotation)}")
+    assert copies == [], f"{folder}/runtime.py repeats what component.py declares"
 
 
-def test_the_check_sees_parameters():
-    """Guards the test itself: the big components share many defaulted parameters."""
-    shared = {
-        f: set(getattr(components, f).component_spec.inputs or {}) & set(runtime_defaults(f))
-        for f in FOLDERS
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_runtime_run_takes_its_defaults_from_the_component(folder):
+    decorators = [ast.unparse(d) for d in runtime_run(folder).decorator_list]
+    assert "interface.defaults_from(__file__)" in decorators
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_component_body_forwards_its_parameters_without_listing_them(folder):
+    call = forwarding_call(folder)
+    assert [ast.unparse(a) for a in call.args] == ["runtime.run", "locals()"]
+    explicit = {k.arg: ast.unparse(k.value) for k in call.keywords}
+    relisted = [name for name, value in explicit.items() if name in declared(folder) and value == name]
+    assert relisted == [], f"{folder}: locals() already forwards {relisted}"
+    # Explicit arguments must exist on run: interface.call would fail in the container otherwise.
+    accepted = {a.arg for a in runtime_run(folder).args.kwonlyargs}
+    assert sorted(set(explicit) - accepted) == []
+    # KFP runs the body from its source alone: it must import what it uses itself.
+    imports = [ast.unparse(n) for n in ast.walk(function(ROOT / folder / "component.py", folder))]
+    assert "from components import interface" in imports
+    assert f"from components.{folder} import runtime" in imports
+
+
+def test_the_checks_see_parameters():
+    """Guards the tests themselves: the big components declare many parameters."""
+    assert len(declared("train_model")) >= 20 and len(declared("evaluate_model")) >= 20
+    assert {"min_replicas", "resources"} <= set(declared("deploy_model"))
+    assert "data" not in declared("train_model") and "status" not in declared("summarize_run")
+
+
+COMPONENT = '''
+from kfp import dsl
+from components import images
+
+@dsl.component(base_image=images.RUNTIME)
+def fake(
+    data: Input[Dataset],
+    out: Output[Artifact],
+    status: dsl.PipelineTaskFinalStatus,
+    label: str,
+    optional: Input[Artifact] = None,
+    offset: int = -1,
+    scale: float = -0.5,
+    names: list = ["a", "b"],
+    limits: dict = {"auc": 0.7},
+    resources: dict = None,
+    typed: List[str] = [],
+    flag: bool = False,
+):
+    pass
+'''
+
+
+@pytest.fixture
+def fake(tmp_path) -> Path:
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    (folder / "component.py").write_text(COMPONENT)
+    return folder
+
+
+def test_defaults_reads_literals_and_leaves_out_artifacts(fake):
+    assert interface.defaults(fake / "component.py", "fake") == {
+        "offset": -1, "scale": -0.5, "names": ["a", "b"], "limits": {"auc": 0.7}, "resources": None,
+        "typed": [], "flag": False,
     }
-    assert len(shared["train_model"]) >= 10 and len(shared["evaluate_model"]) >= 10
+    assert list(interface.parameters(fake / "component.py", "fake")) == [
+        "label", "offset", "scale", "names", "limits", "resources", "typed", "flag",
+    ]
+
+
+def test_a_default_that_is_not_a_literal_is_refused(fake):
+    (fake / "component.py").write_text("def fake(image: str = images.RUNTIME):\n    pass\n")
+    with pytest.raises(interface.InterfaceError, match=r"images\.RUNTIME.*not a literal"):
+        interface.defaults(fake / "component.py", "fake")
+    with pytest.raises(interface.InterfaceError, match="no function 'other'"):
+        interface.defaults(fake / "component.py", "other")
+
+
+def test_decorated_run_gets_the_component_defaults(fake):
+    @interface.defaults_from(fake / "runtime.py")
+    def run(*, path: str, hook: int = 3, label, offset, names, limits, resources, flag):
+        return dict(locals())
+
+    signature = inspect.signature(run)
+    assert signature.parameters["offset"].default == -1
+    assert signature.parameters["offset"].annotation is int
+    assert signature.parameters["label"].default is inspect.Parameter.empty  # required there too
+    assert signature.parameters["hook"].default == 3  # runtime-only: its own
+
+    received = [run(path="p", label="y"), run(path="p", label="y", offset=5)]
+    assert received[0] == {
+        "path": "p", "hook": 3, "label": "y", "offset": -1, "names": ["a", "b"],
+        "limits": {"auc": 0.7}, "resources": None, "flag": False,
+    }
+    assert received[1]["offset"] == 5
+    received[0]["names"].append("c")  # each call gets a fresh copy of a mutable default
+    assert run(path="p", label="y")["names"] == ["a", "b"]
+    with pytest.raises(TypeError, match="label"):
+        run(path="p")
+
+
+def test_call_forwards_only_the_parameters_run_accepts(fake):
+    @interface.defaults_from(fake / "runtime.py")
+    def run(*, data_path: str = "", label, offset, resources):
+        return dict(locals())
+
+    body_locals = {
+        "data": object(), "optional": None, "status": object(), "label": "y", "offset": 2,
+        "resources": None, "names": ["a"], "runtime": object(),
+    }
+    assert interface.call(run, body_locals, data_path="d", offset=-3) == {
+        "data_path": "d", "label": "y", "offset": -3, "resources": None,
+    }
+
+    def undecorated(**kwargs):
+        return kwargs
+
+    with pytest.raises(interface.InterfaceError, match="not decorated"):
+        interface.call(undecorated, body_locals)
+
+
+def test_a_declared_parameter_must_be_keyword_only(fake):
+    with pytest.raises(interface.InterfaceError, match="keyword-only"):
+        interface.defaults_from(fake / "runtime.py")(lambda label, **kw: None)
