@@ -22,6 +22,7 @@ KNATIVE, STANDARD = "Knative", "Standard"
 # KServe 0.16+ renamed Serverless -> Knative and RawDeployment -> Standard; both spellings
 # are accepted by the controller, so both are read here.
 _MODES = {"knative": KNATIVE, "serverless": KNATIVE, "standard": STANDARD, "rawdeployment": STANDARD}
+VERSION_LABEL = "app.kubernetes.io/version"  # the registered model version a service serves
 DEFAULT_MODE = STANDARD  # KServe 0.21's default when the annotation is absent
 
 
@@ -483,7 +484,7 @@ class _Standard:
 
     def __init__(self, rollout: Rollout):
         self.r = rollout
-        version = (self.r.desired["metadata"].get("labels") or {}).get("app.kubernetes.io/version", "")
+        version = (self.r.desired["metadata"].get("labels") or {}).get(VERSION_LABEL, "")
         self.name = (
             f"v{version}"
             if re.fullmatch(r"[0-9]+", version or "")

@@ -142,7 +142,7 @@ def run(
         max_replicas=max_replicas,
         service_account=service_account,
         template=manifest_template,
-        labels={"app.kubernetes.io/version": str(model_version)} if model_version else None,
+        labels={kserve.VERSION_LABEL: str(model_version)} if model_version else None,
     )
     out_dir = Path(deployment_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -156,6 +156,13 @@ def run(
 
     error: Exception | None = None
     evaluated_against = _evaluated_against(blessing_path)
+    if registered_model_name:
+        reconcile_production(
+            mlflow_tracking_uri,
+            registered_model_name,
+            _serving_version(target, service_name, namespace, kubeconfig, local_serving_dir),
+            verdict,
+        )
     if registered_model_name and not production_check(
         mlflow_tracking_uri, registered_model_name, str(model_version), evaluated_against, verdict
     ):
@@ -205,14 +212,14 @@ def run(
 
     healthy = verdict.passed and bool(outcome.get("healthy")) and error is None
     if healthy and registered_model_name:
-        # Checked again just before the alias moves: another run may have finished meanwhile.
-        if production_check(
-            mlflow_tracking_uri, registered_model_name, str(model_version), evaluated_against, verdict,
-            serving=True,
-        ):
-            _move_production_alias(
-                mlflow_tracking_uri, registered_model_name, str(model_version), verdict, outcome
-            )
+        _hand_over_production(
+            mlflow_tracking_uri,
+            registered_model_name,
+            str(model_version),
+            evaluated_against,
+            verdict,
+            outcome,
+        )
     healthy = verdict.passed and healthy
     outcome.update(target=target, healthy=healthy)
     verdict.details = {"deployment": outcome}
@@ -283,19 +290,82 @@ def production_check(
     return status != FAIL
 
 
-def _move_production_alias(tracking_uri: str, name: str, version: str, verdict: Verdict, outcome: dict):
+def _serving_version(target, name, namespace, kubeconfig, serving_dir) -> str:
+    """The registered version serving now, as the serving side records it (the
+    InferenceService's version label, set when a rollout is promoted; the local pointer)."""
+    from components import kserve, model_server
+
+    if target == "kserve":
+        live = kserve.get(kserve.connect(kubeconfig), name, namespace)
+        return str(((live or {}).get("metadata") or {}).get("labels", {}).get(kserve.VERSION_LABEL) or "")
+    if not serving_dir:
+        return ""
+    try:
+        return str(model_server.read_pointer(serving_dir, name).get("model_version") or "")
+    except FileNotFoundError:
+        return ""
+
+
+def reconcile_production(tracking_uri: str, name: str, serving: str, verdict: Verdict) -> None:
+    """When serving runs a newer registered version than the production alias names (an earlier
+    run rolled out but could not move the alias), the alias catches up before anything else."""
     from components import registry
 
-    uri = registry.resolve_tracking_uri(tracking_uri)
+    if not serving.isdigit():
+        return
+    uri = registry.resolve_tracking_uri(tracking_uri, required_for=f"the production alias of {name}")
+    current = registry.version_by_alias(uri, name, PRODUCTION_ALIAS)
+    now = str(current.version) if current else ""
+    if now == serving or (now and int(now) > int(serving)):
+        return
     client = registry.client(uri)
-    previous = registry.version_by_alias(uri, name, PRODUCTION_ALIAS)
-    client.set_registered_model_alias(name, PRODUCTION_ALIAS, version)
-    if previous and str(previous.version) != str(version):
-        client.set_model_version_tag(name, version, "replaced_version", str(previous.version))
+    client.set_registered_model_alias(name, PRODUCTION_ALIAS, serving)
+    client.set_model_version_tag(name, serving, "reconciled_from", now or "(none)")
+    verdict.add(
+        "production-reconciled",
+        f"{name}@{PRODUCTION_ALIAS}",
+        WARN,
+        f"serving ran version {serving} while {PRODUCTION_ALIAS} named {'version ' + now if now else 'none'} "
+        f"(an earlier deployment could not move the alias); {PRODUCTION_ALIAS} now names version {serving}",
+        value=serving,
+        threshold=now or None,
+    )
+
+
+def _hand_over_production(
+    tracking_uri: str, name: str, version: str, evaluated_against: str | None, verdict: Verdict, outcome: dict
+) -> None:
+    """After a healthy rollout: compare-and-set once more (another run may have finished
+    meanwhile), then move the production alias. A registry failure here leaves serving and the
+    registry disagreeing: a failed check says so and how it is reconciled."""
+    from components import registry
+
+    subject = f"{name}@{PRODUCTION_ALIAS}"
+    try:
+        if not production_check(tracking_uri, name, version, evaluated_against, verdict, serving=True):
+            return
+        uri = registry.resolve_tracking_uri(tracking_uri)
+        client = registry.client(uri)
+        previous = registry.version_by_alias(uri, name, PRODUCTION_ALIAS)
+        client.set_registered_model_alias(name, PRODUCTION_ALIAS, version)
+        if previous and str(previous.version) != str(version):
+            client.set_model_version_tag(name, version, "replaced_version", str(previous.version))
+    except Exception as exc:  # noqa: BLE001 - any registry failure leaves the same disagreement
+        verdict.add(
+            "production-alias",
+            subject,
+            FAIL,
+            f"version {version} serves, but the alias {PRODUCTION_ALIAS} could not be moved "
+            f"({type(exc).__name__}: {exc}): serving and the registry disagree. The next deployment "
+            f"of {name} reconciles them (the alias follows what serves), or now: "
+            f"MlflowClient().set_registered_model_alias({name!r}, {PRODUCTION_ALIAS!r}, {version!r})",
+            value=version,
+        )
+        return
     outcome["previous_production_version"] = previous.version if previous else None
     verdict.add(
         "production-alias",
-        f"{name}@{PRODUCTION_ALIAS}",
+        subject,
         PASS,
         f"alias {PRODUCTION_ALIAS} moved to version {version}"
         + (f" (was {previous.version})" if previous else " (first production version)"),
