@@ -26,17 +26,11 @@ class Baseline:
 
 
 def resolve(
-    source: str,
-    work_dir: str,
-    *,
-    model_uri: str = "",
-    tracking_uri: str = "",
-    registered_model_name: str = "",
-    alias: str = "production",
-    kserve_service: str = "",
-    kserve_namespace: str = "default",
+    source: str, work_dir: str, *, model_uri: str, tracking_uri: str, registered_model_name: str,
+    alias: str, kserve_service: str, kserve_namespace: str,
 ) -> Baseline:
-    """Resolves the baseline to a local or remote model folder (TF-Serving layout).
+    """Resolves the baseline to a local or remote model folder (TF-Serving layout). The
+    arguments are evaluate_model's (its component.py declares them and their defaults).
 
     Raises:
         BaselineUnavailableError: the registry, the cluster or the download failed.

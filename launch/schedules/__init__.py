@@ -219,6 +219,16 @@ class Action:
     request: Any = None  # the request body (dict), or a callable returning it when printed
     run: Any = field(default=None, repr=False)  # performs the step
 
+    @classmethod
+    def create_or_replace(cls, name: str, cron: str, differences: Mapping[Any, list], **kwargs) -> Action:
+        """Create when nothing of that name exists; otherwise replace the existing ones, each of
+        which differs (``differences``: id -> fields) in something not updated in place."""
+        detail = f"cron {cron!r}"
+        if differences:
+            changed = sorted({d for fields in differences.values() for d in fields})
+            detail += f"; changed: {', '.join(changed)}"
+        return cls("replace" if differences else "create", name, detail, **kwargs)
+
     @property
     def changes(self) -> bool:
         return self.kind != "unchanged"

@@ -203,12 +203,8 @@ def plan_kfp(
             (r for r in same_name if diffs[r.recurring_run_id] == ["mode"]), None
         )
         if keep is None:
-            detail = f"cron {cron!r}"
-            if same_name:
-                changed = sorted({d for r in same_name for d in diffs[r.recurring_run_id]})
-                detail += f"; changed: {', '.join(changed)}"
-            plan.actions.append(Action(
-                "replace" if same_name else "create", entry.name, detail, request=desired.body,
+            plan.actions.append(Action.create_or_replace(
+                entry.name, cron, diffs, request=desired.body,
                 run=lambda desired=desired, old=same_name: replace(desired, old),
             ))
             continue

@@ -113,12 +113,8 @@ def plan_vertex(
         updatable = {"cron", "max_concurrent_run_count"}
         keep = next((s for s in same_name if not set(diffs[s.resource_name]) - updatable), None)
         if keep is None:
-            detail = f"cron {cron!r}"
-            if same_name:
-                changed = sorted({d for s in same_name for d in diffs[s.resource_name]})
-                detail += f"; changed: {', '.join(changed)}"
-            plan.actions.append(Action(
-                "replace" if same_name else "create", entry.name, detail, request=request,
+            plan.actions.append(Action.create_or_replace(
+                entry.name, cron, diffs, request=request,
                 run=lambda s=schedule, e=entry, c=cron, old=same_name: replace(s, e, c, old),
             ))
             continue

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -40,6 +42,29 @@ class RecordingServer:
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    def read(handler: BaseHTTPRequestHandler) -> tuple[Request, bytes]:
+        """The request as a ``Request`` (no body yet) and its raw body."""
+        parts = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        request = Request(
+            method=handler.command,
+            path=parts.path,
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in handler.headers.items()},
+        )
+        return request, handler.rfile.read(length) if length else b""
+
+    @staticmethod
+    def reply(handler: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
+        """Sends ``payload`` as a JSON response."""
+        data = json.dumps(payload).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
 
     def __enter__(self):
         fake = self

@@ -22,7 +22,6 @@ import json
 import re
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import yaml
 from fake_http import ApiError, RecordingServer, Request
@@ -98,15 +97,7 @@ class FakeKfp(RecordingServer):
         return f"{prefix}-{next(self._ids):04d}"
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        parts = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        request = Request(
-            method=handler.command,
-            path=parts.path,
-            query=parse_qs(parts.query, keep_blank_values=True),
-            headers={k.lower(): v for k, v in handler.headers.items()},
-        )
+        request, raw = self.read(handler)
         content_type = handler.headers.get("Content-Type", "")
         if content_type.startswith("multipart/form-data"):
             request.files = _parse_multipart(content_type, raw)
@@ -118,12 +109,7 @@ class FakeKfp(RecordingServer):
                 status, payload = 200, self._route(request)
             except ApiError as exc:
                 status, payload = exc.status, {"error": str(exc), "message": str(exc), "code": exc.status}
-        data = json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        self.reply(handler, status, payload)
 
     def _route(self, r: Request) -> Any:
         routes = [

@@ -10,12 +10,12 @@ is recorded (camelCase JSON bodies, as sent).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import json
 import re
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qs, urlsplit
 
 from fake_http import ApiError, RecordingServer, Request
 
@@ -45,16 +45,8 @@ class FakeVertex(RecordingServer):
     # ------------------------------------------------------------------ HTTP
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        parts = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        request = Request(
-            method=handler.command,
-            path=parts.path,
-            query=parse_qs(parts.query, keep_blank_values=True),
-            headers={k.lower(): v for k, v in handler.headers.items()},
-            body=json.loads(raw) if raw else None,
-        )
+        request, raw = self.read(handler)
+        request.body = json.loads(raw) if raw else None
         with self._lock:
             self.requests.append(request)
             try:
@@ -63,12 +55,7 @@ class FakeVertex(RecordingServer):
                 code = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS"}.get(exc.status)
                 status, payload = exc.status, {
                     "error": {"code": exc.status, "message": str(exc), "status": code or "UNKNOWN"}}
-        data = json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        self.reply(handler, status, payload)
 
     def _route(self, r: Request):
         routes = [
@@ -165,3 +152,19 @@ class FakeVertex(RecordingServer):
     def _get_bucket(self, r, bucket):
         return {"kind": "storage#bucket", "name": bucket, "id": bucket, "location": "EU",
                 "projectNumber": "123456789012"}
+
+
+@contextlib.contextmanager
+def sdk_pointed_at(fake: FakeVertex, monkeypatch):
+    """The real aiplatform SDK talking REST to ``fake``; its global config restored afterwards."""
+    from google.cloud import aiplatform
+    from google.cloud.aiplatform import initializer
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)  # submit() checks the root bucket
+    saved = dict(vars(initializer.global_config))
+    aiplatform.init(api_endpoint=fake.url, api_transport="rest")
+    try:
+        yield fake
+    finally:
+        vars(initializer.global_config).clear()
+        vars(initializer.global_config).update(saved)

@@ -10,10 +10,9 @@ import pytest
 import tiny_specs
 import yaml
 from fake_kfp import ApiError, FakeKfp, _check_robfig_cron
-from fake_vertex import FakeVertex
+from fake_vertex import FakeVertex, sdk_pointed_at
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import aiplatform
-from google.cloud.aiplatform import initializer
 
 from launch import __main__ as cli
 from launch import schedules, submit
@@ -377,15 +376,8 @@ def test_cli_kfp_dry_run_prints_conversions_and_requests_and_changes_nothing(
 
 @pytest.fixture
 def vertex_server(monkeypatch):
-    with FakeVertex(max_page_size=1) as fake:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
-        saved = dict(vars(initializer.global_config))
-        aiplatform.init(api_endpoint=fake.url, api_transport="rest")
-        try:
-            yield fake
-        finally:
-            vars(initializer.global_config).clear()
-            vars(initializer.global_config).update(saved)
+    with FakeVertex(max_page_size=1) as fake, sdk_pointed_at(fake, monkeypatch):
+        yield fake
 
 
 def apply_vertex(path, **options):

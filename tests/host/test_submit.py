@@ -9,10 +9,8 @@ import pytest
 import tiny_specs
 import yaml
 from fake_kfp import FakeKfp
-from fake_vertex import FakeVertex
+from fake_vertex import FakeVertex, sdk_pointed_at
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import aiplatform
-from google.cloud.aiplatform import initializer
 from google.protobuf import json_format
 from kfp import components
 from kfp.pipeline_spec import pipeline_spec_pb2
@@ -57,15 +55,8 @@ def kubernetes_spec(tmp_path_factory):
 @pytest.fixture
 def vertex_server(monkeypatch):
     """The real aiplatform SDK pointed at a local fake (REST), restored afterwards."""
-    with FakeVertex() as fake:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)  # submit() checks the root bucket
-        saved = dict(vars(initializer.global_config))
-        aiplatform.init(api_endpoint=fake.url, api_transport="rest")
-        try:
-            yield fake
-        finally:
-            vars(initializer.global_config).clear()
-            vars(initializer.global_config).update(saved)
+    with FakeVertex() as fake, sdk_pointed_at(fake, monkeypatch):
+        yield fake
 
 
 # --------------------------------------------------------------------------- the spec
