@@ -166,7 +166,7 @@ def deploy(
             with LocalServer(model_dir, name, start_timeout, os.path.join(tmp, "server.log")) as server:
                 verdict.add("serve", where, "pass", f"KServe model server ready at {server.url}")
                 results = [
-                    _smoke.smoke(server.url, name, frame, offline, tolerance, protocol="v1"),
+                    _smoke.smoke(server.url, name, frame, offline, tolerance, protocol="v1", dtypes=dtypes),
                     _smoke.smoke(server.url, name, frame, offline, tolerance, protocol="v2", dtypes=dtypes),
                 ]
         except _smoke.SmokeTestError as exc:
@@ -204,7 +204,7 @@ def deploy(
             return outcome
         try:
             reload(endpoint, name)
-            result = _smoke.smoke(endpoint, name, frame, offline, tolerance, protocol="v1")
+            result = _smoke.smoke(endpoint, name, frame, offline, tolerance, protocol="v1", dtypes=dtypes)
             reason, ok = result.reason, result.ok
         except _smoke.SmokeTestError as exc:
             reason, ok = f"reload failed: {exc}", False

@@ -32,6 +32,8 @@ GATE = "deployment-is-healthy"
 TARGETS = ("local", "kserve")
 PRODUCTION_ALIAS = "production"
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
 def _validate(
     *,
     service_name,
@@ -97,10 +99,25 @@ def run(
     # KFP has no optional int: the component's -1 ("keep the template's") is None here.
     min_replicas: int | None = None,
     max_replicas: int | None = None,
-    service_name, target, namespace, storage_uri, deployment_mode, canary_traffic_percent,
-    ready_timeout_seconds, poll_interval_seconds, smoke_rows, tolerance, runtime_version, resources,
-    service_account, kubeconfig, local_serving_dir, local_endpoint, mlflow_tracking_uri,
-    registered_model_name, model_version,
+    service_name,
+    target,
+    namespace,
+    storage_uri,
+    deployment_mode,
+    canary_traffic_percent,
+    ready_timeout_seconds,
+    poll_interval_seconds,
+    smoke_rows,
+    tolerance,
+    runtime_version,
+    resources,
+    service_account,
+    kubeconfig,
+    local_serving_dir,
+    local_endpoint,
+    mlflow_tracking_uri,
+    registered_model_name,
+    model_version,
 ) -> tuple[bool, dict[str, Any]]:
     """Deploys and smoke-tests; writes ``deployment_dir`` (deployment.json, inferenceservice.yaml),
     the Markdown report and, when ``verdict_path`` is given, the JSON verdict. Returns (healthy,
@@ -187,7 +204,7 @@ def run(
         def smoke(url: str):
             if not url:
                 return _smoke.SmokeResult(False, url, len(frame), None, "the InferenceService reports no URL")
-            return _smoke.smoke(url, service_name, frame, offline, tolerance, protocol="v1")
+            return _smoke.smoke(url, service_name, frame, offline, tolerance, protocol="v1", dtypes=dtypes)
 
         rollout = kserve.Rollout(
             kserve.connect(kubeconfig),
@@ -247,8 +264,13 @@ def _evaluated_against(blessing_path: str) -> str | None:
 
 
 def production_check(
-    tracking_uri: str, name: str, version: str, evaluated_against: str | None, verdict: Verdict,
-    *, serving: bool = False,
+    tracking_uri: str,
+    name: str,
+    version: str,
+    evaluated_against: str | None,
+    verdict: Verdict,
+    *,
+    serving: bool = False,
 ) -> bool:
     """Compare-and-set on the production alias, as one check of the verdict.
 
@@ -270,7 +292,9 @@ def production_check(
     elif now and int(now) > int(version):
         consequence = (
             "the alias is not moved: serving and the registry disagree until the next run deploys "
-            "production again" if serving else "this candidate is not deployed and traffic is untouched"
+            "production again"
+            if serving
+            else "this candidate is not deployed and traffic is untouched"
         )
         status = FAIL
         reason = f"production is version {now}, newer than this candidate (version {version}, evaluated "

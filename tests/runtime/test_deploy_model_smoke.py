@@ -213,12 +213,6 @@ def test_missing_values_of_every_dtype_pass_tf_serving_and_match_offline(gate, m
     assert row["contract_type"] == model_io.MISSING_INT and isinstance(row["contract_type"], int)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deploy_model/runtime.py's kserve smoke call passes no signature dtypes yet: an "
-    "integer-coded column with a gap reads as float, so it goes as 1.0 and NaN, which TF Serving "
-    "refuses for int64 (pass dtypes=dtypes there, then drop this mark)",
-)
 def test_kserve_smoke_sends_a_missing_integer_code_as_minus_one(tmp_path, model_dir, gate):
     frame = eval_frame()
     frame["contract_type"] = frame["contract_type"].astype("float64")
