@@ -477,6 +477,9 @@ class _Knative:
         return bool(full) and (not previous_revision or full[0]["revision"] == previous_revision)
 
 
+AUTOSCALING = ("maxReplicas", "scaleTarget", "scaleMetric", "autoScaling")
+
+
 class _Standard:
     """Standard (RawDeployment) mode, KServe >= 0.20: a named entry of ``spec.canary`` gets its
     own Deployment and Service ``{isvc}-{name}-predictor``; promotion makes it the predictor
@@ -500,8 +503,11 @@ class _Standard:
     def start(self, live, percent: int) -> dict:
         if (live["spec"]["predictor"].get("name") or "") == self.name:
             self.name = "c" + _short_hash(self.r.outcome["model_uri"])
-        predictor = {**self.r.desired["spec"]["predictor"], "name": self.name}
-        return {"spec": {"canary": [{"trafficPercent": percent, "predictor": predictor}]}}
+        # KServe's webhook refuses autoscaling fields on a canary: its replicas follow its share.
+        predictor = {k: v for k, v in self.r.desired["spec"]["predictor"].items() if k not in AUTOSCALING}
+        return {
+            "spec": {"canary": [{"trafficPercent": percent, "predictor": {**predictor, "name": self.name}}]}
+        }
 
     def is_candidate(self, live) -> bool:
         entry = self._entry(live)
@@ -524,7 +530,9 @@ class _Standard:
                 f"canary {self.name} no longer carries {self.r.outcome['model_uri']} "
                 f"(spec.canary is now {canaries(live)})"
             )
-        return {"spec": {"predictor": self._entry(live)["predictor"], "canary": None}}
+        return {
+            "spec": {"predictor": {**self.r.desired["spec"]["predictor"], "name": self.name}, "canary": None}
+        }
 
     def promoted(self, live) -> bool:
         return (

@@ -248,6 +248,29 @@ class FakeKube:
             f"to the latest version and try again",
         )
 
+    def _admission(self, obj) -> str:
+        """KServe's validating webhook, for Standard-mode canaries (KServe 0.20+)."""
+        entries = obj["spec"].get("canary") or []
+        if not entries:
+            return ""
+        prefix = 'admission webhook "inferenceservice.kserve-webhook-server.validator" denied the request: '
+        if self._mode(obj) != "Standard":
+            return prefix + "spec.canary is supported in Standard deployment mode only"
+        names = [(e.get("predictor") or {}).get("name") for e in entries]
+        if not all(names) or len(set(names)) != len(names):
+            return prefix + f"every canary needs a unique predictor name, got {names}"
+        if sum(int(e.get("trafficPercent") or 0) for e in entries) > 100:
+            return prefix + "the canaries' trafficPercent add up to more than 100"
+        for entry in entries:
+            fields = sorted(
+                set(entry["predictor"]) & {"maxReplicas", "scaleTarget", "scaleMetric", "autoScaling"}
+            )
+            if fields:
+                return (
+                    prefix + f"canary {entry['predictor']['name']} must not set autoscaling fields {fields}"
+                )
+        return ""
+
     def _config_map(self) -> dict:
         legacy = {"Knative": "Serverless", "Standard": "RawDeployment"}[self.default_mode]
         return {
@@ -348,6 +371,9 @@ class FakeKube:
         else:
             return self._status(405, "method not allowed")
         updated.pop("status", None)
+        refusal = self._admission(updated)
+        if refusal:
+            return self._status(400, refusal)
         changed = updated.get("spec") != current.get("spec")
         if changed:
             updated["metadata"]["generation"] = current["metadata"]["generation"] + 1
@@ -367,7 +393,7 @@ class FakeKube:
         revisions = state["revisions"]
         if not revisions or revisions[-1].template != template:
             canary = state["canaries"].get(predictor.get("name"))
-            if canary is not None and canary.template == template:
+            if canary is not None and canary.template.get("model") == template.get("model"):
                 revisions.append(canary)  # promotion: the canary's deployment becomes stable
             else:
                 revisions.append(self._revision(f"{key[1]}-predictor-{len(revisions) + 1:05d}", template))

@@ -222,12 +222,14 @@ def test_standard_mode_canary_is_smoke_tested_then_promoted(cluster, models, eva
     assert start["spec"]["canary"][0]["trafficPercent"] == 10
     assert start["spec"]["canary"][0]["predictor"]["name"] == "v7"
     assert "predictor" not in start["spec"]  # the stable predictor is untouched during the canary
+    assert "maxReplicas" not in start["spec"]["canary"][0]["predictor"]  # the webhook refuses it
     view = live(cluster)
     # promoted: the canary's Deployment is the predictor now, the canary entry gone
     assert view["spec"]["predictor"]["name"] == "v7" and "canary" not in view["spec"]
     assert standard_canary_service(view) == f"{NAME}-v7-predictor"
     assert kserve.storage_uri_of(view) == URI_B and metadata["url"] == cluster.servers[URI_B]
     assert view["metadata"]["labels"]["app.kubernetes.io/version"] == "7"
+    assert view["spec"]["predictor"]["maxReplicas"] == 3  # the template's, back on the predictor
     # the smoke requests reached the canary's own Service, through the cluster's DNS
     assert f"http://{NAME}-v7-predictor.{NS}.svc.cluster.local" in report
 
