@@ -50,7 +50,7 @@ import logging
 import os
 import sys
 import tempfile
-import uuid
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,14 +102,33 @@ V2_DATATYPES = {"float32": "FP32", "int64": "INT64", "string": "BYTES"}
 """Open Inference Protocol datatype of each signature dtype the model contract allows."""
 
 
-def _model_classes():
-    """The kserve classes, imported lazily (kserve parses sys.argv at import)."""
+_FLAG_COUNTER = None
+
+
+def _flag_counter():
+    """Prometheus counter of flagged values (kserve's server exposes it at /metrics)."""
+    global _FLAG_COUNTER
+    if _FLAG_COUNTER is None:
+        from prometheus_client import Counter
+
+        _FLAG_COUNTER = Counter(
+            "kfp_ct_request_flags", "Request values served but flagged", ["model", "feature", "flag"]
+        )
+    return _FLAG_COUNTER
+
+
+def _model_classes(log_dir: str = "", check_requests: bool = True):
+    """The kserve classes, imported lazily (kserve parses sys.argv at import). ``log_dir``:
+    where every request is logged (``prediction_log``); ``check_requests``: refuse wrongly
+    typed values and flag unusual ones (``request_contract``) before predicting."""
     import kserve
     import numpy as np
     import pandas as pd
     from kserve.errors import InvalidInput
 
-    from components import model_io
+    from components import model_io, prediction_log, request_contract
+
+    writer = prediction_log.Writer(log_dir) if log_dir else None
 
     def tensor_metadata(name: str, spec) -> dict:
         """One OIP metadata entry; -1 marks a variable-size dimension (the batch)."""
@@ -121,7 +140,7 @@ def _model_classes():
         """One SavedModel, served under ``name`` (v1 instances/inputs, v2 tensors by feature)."""
 
         def __init__(self, name: str, model_dir: str, version: str = ""):
-            super().__init__(name)
+            super().__init__(name, return_response_headers=True)  # x-request-id
             self.model_dir = model_dir
             self.version = version
             self.loaded = None
@@ -129,6 +148,9 @@ def _model_classes():
 
         def load(self) -> bool:
             self.loaded = model_io.load(self.model_dir)
+            self.contract = (
+                request_contract.load(model_io.version_dir(self.model_dir)) if check_requests else None
+            )
             self.inputs = model_io.serving_inputs(self.loaded)
             signature = self.loaded.signatures[model_io.SIGNATURE]
             _, input_specs = signature.structured_input_signature
@@ -145,7 +167,8 @@ def _model_classes():
         def get_output_types(self) -> list[dict]:
             return self.output_types
 
-        def _frame(self, payload) -> pd.DataFrame:
+        def _rows(self, payload) -> tuple[list[dict] | None, dict | None]:
+            """The request as rows (v1 ``instances``) or columns (v2 tensors, v1 columnar)."""
             if isinstance(payload, kserve.InferRequest):
                 columns = {}
                 for tensor in payload.inputs:
@@ -153,7 +176,7 @@ def _model_classes():
                     if isinstance(data, np.ndarray):
                         data = data.reshape(-1).tolist()
                     columns[tensor.name] = [v[0] if isinstance(v, list) else v for v in data]
-                return pd.DataFrame(columns)
+                return None, columns
             if not isinstance(payload, dict):
                 raise InvalidInput("expected a JSON object with 'instances' or 'inputs'")
             if "instances" in payload:
@@ -163,10 +186,24 @@ def _model_classes():
                         "'instances' must be a list of objects {feature: value} "
                         f"(features: {sorted(self.inputs)})"
                     )
-                return pd.DataFrame.from_records(rows)
+                return rows, None
             if isinstance(payload.get("inputs"), dict):  # TF Serving's columnar format
-                return pd.DataFrame(payload["inputs"])
+                return None, payload["inputs"]
             raise InvalidInput("expected 'instances' (row format) or 'inputs' (columnar)")
+
+        def _checked(self, rows, columns) -> list[list[dict]]:
+            """Flags per row; RequestError (HTTP 400) for what the model cannot answer."""
+            if self.contract is None:
+                return [
+                    []
+                    for _ in range(len(rows) if rows is not None else len(next(iter(columns.values()), [])))
+                ]
+            try:
+                if rows is not None:
+                    return request_contract.check(rows, self.contract)
+                return request_contract.check_columns(columns, self.contract)
+            except request_contract.RequestError as exc:
+                raise InvalidInput(str(exc)) from exc
 
         def _predict(self, frame: pd.DataFrame) -> np.ndarray:
             try:
@@ -175,13 +212,35 @@ def _model_classes():
                 raise InvalidInput(str(exc)) from exc
 
         async def predict(self, payload, headers=None, response_headers=None):
-            frame = self._frame(payload)
-            # TensorFlow releases the GIL: running it off the event loop serves requests in parallel.
-            predictions = await asyncio.get_running_loop().run_in_executor(None, self._predict, frame)
+            started = time.perf_counter()
+            request_id = (
+                (headers or {}).get(prediction_log.REQUEST_ID_HEADER)
+                or (payload.id if isinstance(payload, kserve.InferRequest) else None)
+                or prediction_log.new_request_id()
+            )
+            if response_headers is not None:  # the key a client joins late labels on
+                response_headers[prediction_log.REQUEST_ID_HEADER] = request_id
+            rows, columns = None, None
+            try:
+                rows, columns = self._rows(payload)
+                flags = self._checked(rows, columns)
+                frame = pd.DataFrame.from_records(rows) if rows is not None else pd.DataFrame(columns)
+                # TensorFlow releases the GIL: running it off the event loop serves requests in parallel.
+                predictions = await asyncio.get_running_loop().run_in_executor(None, self._predict, frame)
+            except InvalidInput as exc:
+                self._log(request_id, started, rows, columns, [], None, 400, str(exc))
+                raise
+            self._log(request_id, started, rows, columns, predictions.tolist(), flags, 200, None)
+            flagged = any(flags)
+            if flagged:
+                counter = _flag_counter()
+                for row_flags in flags:
+                    for flag in row_flags:
+                        counter.labels(self.name, flag["feature"], flag["flag"]).inc()
             if isinstance(payload, kserve.InferRequest):
                 return kserve.InferResponse(
                     model_name=self.name,
-                    response_id=payload.id or str(uuid.uuid4()),
+                    response_id=payload.id or request_id,
                     infer_outputs=[
                         kserve.InferOutput(
                             name=model_io.OUTPUT_KEY,
@@ -190,8 +249,29 @@ def _model_classes():
                             data=predictions.astype(np.float32).reshape(-1).tolist(),
                         )
                     ],
+                    parameters={"flags": json.dumps(flags, default=str)} if flagged else None,
                 )
-            return {"predictions": predictions.tolist()}
+            # TF Serving's answer, plus "flags" (one list per row) only when something was flagged.
+            return {"predictions": predictions.tolist(), **({"flags": flags} if flagged else {})}
+
+        def _log(self, request_id, started, rows, columns, outputs, flags, status, error) -> None:
+            if writer is None:
+                return
+            if rows is None and columns:
+                rows = pd.DataFrame(columns).to_dict(orient="records")
+            writer.write(
+                prediction_log.record(
+                    request_id=request_id,
+                    model=self.name,
+                    version=self.version,
+                    inputs=rows or [],
+                    outputs=outputs,
+                    flags=flags,
+                    status=status,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    error=error,
+                )
+            )
 
     class ServingRepository(kserve.ModelRepository):
         """Models by name, from fixed folders or from pointers in a serving folder.
@@ -292,9 +372,11 @@ def serve(
     model_name: str = "",
     serving_dir: str = "",
     host: str = DEFAULT_HOST,
+    log_dir: str = "",
+    check_requests: bool = True,
 ) -> None:
     """Serves until stopped (SIGTERM/SIGINT) on ``host``. See the module docstring for the
-    three modes."""
+    three modes; ``log_dir`` and ``check_requests`` as in ``_model_classes``."""
     import kserve
 
     class BoundModelServer(kserve.ModelServer):
@@ -310,7 +392,7 @@ def serve(
                 self._rest_server.config.host = host
             super().setup_event_loop()
 
-    _, ServingRepository = _model_classes()
+    _, ServingRepository = _model_classes(log_dir, check_requests)
     fixed = {model_name: model_dir} if model_dir else {}
     repository = ServingRepository(serving_dir=serving_dir, fixed=fixed)
     repository.load_models()
@@ -344,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--download-dir", default="", help="where to download a registered model")
     parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument("--log-dir", default="", help="log every request and prediction to this folder")
+    parser.add_argument(
+        "--no-request-check",
+        action="store_true",
+        help="skip the type check and the flags (the model's request contract) before predicting",
+    )
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}; 0.0.0.0: all)"
     )
@@ -366,8 +454,13 @@ def main(argv: list[str] | None = None) -> int:
     # kserve parses sys.argv when imported; hide ours so its defaults apply.
     sys.argv = sys.argv[:1]
     serve(
-        http_port=args.http_port, model_dir=model_dir, model_name=name, serving_dir=args.serving_dir or "",
+        http_port=args.http_port,
+        model_dir=model_dir,
+        model_name=name,
+        serving_dir=args.serving_dir or "",
         host=args.host,
+        log_dir=args.log_dir,
+        check_requests=not args.no_request_check,
     )
     return 0
 

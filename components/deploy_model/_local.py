@@ -37,8 +37,9 @@ def free_port() -> int:
 class LocalServer:
     """``python -m components.model_server --model-dir ...`` as a context manager."""
 
-    def __init__(self, model_dir: str, name: str, start_timeout: float, log_path: str):
+    def __init__(self, model_dir: str, name: str, start_timeout: float, log_path: str, args=()):
         self.model_dir, self.name, self.start_timeout = model_dir, name, start_timeout
+        self.args = list(args)  # further model_server options, e.g. ["--log-dir", DIR]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -57,6 +58,7 @@ class LocalServer:
                 self.name,
                 "--http-port",
                 str(self.port),
+                *self.args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

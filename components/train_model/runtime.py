@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from components import images, interface, model_io, registry, tfdv_io, uris
+from components import images, interface, model_io, registry, request_contract, tfdv_io, uris
 from components.train_model import _data, _features, _hardware, _model
 from components.train_model._checkpoints import BACKUP_SUBDIR, Checkpoints  # noqa: F401 - public
 from components.train_model._features import (  # noqa: F401 - the public error types
@@ -383,6 +383,9 @@ def _export(model, examples: _Examples, model_dir: str, precision: str) -> None:
         shutil.rmtree(version_path)
     _model.export(model, examples.specs, examples.target, version_path)
     _check_export(model, version_path, examples.x_eval, precision)
+    # What the server checks each request against: types, training ranges and categories.
+    kinds = {s.name: s.kind for s in examples.specs}
+    request_contract.write(version_path, request_contract.build(examples.train_df, kinds))
 
 
 def _write_outputs(examples: _Examples, outputs: _Outputs, checkpoints: Checkpoints) -> str:

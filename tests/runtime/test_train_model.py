@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 
-from components import images, model_io, uris
+from components import images, model_io, request_contract, uris
 from components.make_demo_data import runtime as demo
 from components.train_model import _hardware, runtime
 
@@ -411,3 +411,15 @@ def test_model_dir_layout_is_tf_serving(binary):
     out, _ = binary
     assert sorted(os.listdir(out / "model")) == ["1"]
     assert model_io.version_dir(str(out / "model")).endswith("/1")
+
+
+def test_the_model_carries_its_request_contract(binary):
+    """What the model server checks requests against, from the rows the model trained on."""
+    out, result = binary
+    contract = request_contract.load(model_io.version_dir(str(out / "model")))
+    features = contract["features"]
+    assert {n: f["type"] for n, f in features.items()} == result.model_metadata["features"]
+    assert features["age"]["min"] < features["age"]["max"]
+    assert "north" in features["region"]["categories"]
+    # the same model still loads and serves: TF Serving ignores assets.extra
+    assert model_io.load(str(out / "model")) is not None
