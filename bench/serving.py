@@ -10,6 +10,10 @@ Measured side by side in one run (these machines are shared and noisy; compare t
 Ratios: latency overhead = HTTP p50 / in-process p50; throughput ratio = in-process rows/s /
 HTTP rows/s. Request counts are bounded, so a run takes about a minute on 2 cores.
 
+A second table prices the request check (``request_contract``) and prediction logging
+(``--log-dir``): the same one-row v1 request to two servers, one with both, one with neither
+(``--no-request-check``), in alternating rounds so that noise hits both alike.
+
     bash scripts/in-runtime.sh python bench/serving.py > bench/results/serving.md
     bash scripts/in-runtime.sh python bench/serving.py --model-dir /path/to/model   # your model
 
@@ -51,9 +55,14 @@ def build_model(model_dir: Path) -> None:
     schema = tfdv.infer_schema(tfdv.generate_statistics_from_dataframe(df))
     tfdv.write_schema_text(schema, str(work / "schema.pbtxt"))
     train.run(
-        data_uri=str(data), schema_path=str(work / "schema.pbtxt"), model_dir=str(model_dir),
-        eval_data_path=str(work / "eval.parquet"), tensorboard_dir=str(work / "tensorboard"),
-        label=demo.LABEL, epochs=2, verbose=0,
+        data_uri=str(data),
+        schema_path=str(work / "schema.pbtxt"),
+        model_dir=str(model_dir),
+        eval_data_path=str(work / "eval.parquet"),
+        tensorboard_dir=str(work / "tensorboard"),
+        label=demo.LABEL,
+        epochs=2,
+        verbose=0,
     )
 
 
@@ -184,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             logger.info("%s", {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
 
+    checks = check_overhead(model_dir, frames[1], tmp, args.requests)
+
     command = (
         "bash scripts/in-runtime.sh python bench/serving.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
     )
@@ -212,11 +223,68 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['http_p99']:.2f} | {r['http_rows_s']:.0f} | {r['proc_p50']:.2f} | {r['proc_p99']:.2f} "
             f"| {r['proc_rows_s']:.0f} | {r['latency_ratio']:.1f}x | {r['throughput_ratio']:.1f}x |"
         )
+    lines += [
+        "",
+        "## Request check and prediction logging",
+        "",
+        f"One-row v1 requests, 1 client, {checks['rounds']} alternating rounds of {checks['per_round']} "
+        "requests per server; the model carries its request contract.",
+        "",
+        "| server | p50 ms | p99 ms |",
+        "|---|---|---|",
+        f"| check off, no logging | {checks['off_p50']:.2f} | {checks['off_p99']:.2f} |",
+        f"| check on, logging on | {checks['on_p50']:.2f} | {checks['on_p99']:.2f} |",
+        "",
+        f"p50 ratio (on / off): **{checks['on_p50'] / checks['off_p50']:.3f}** (target: at most 1.10)",
+    ]
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     if args.output:
         Path(args.output).write_text(markdown)
     return 0
+
+
+def check_overhead(model_dir: Path, one_row, tmp: Path, requests: int, rounds: int = 6) -> dict:
+    """p50/p99 of one-row requests with the request check and logging on and off, interleaved."""
+    from components import request_contract
+    from components.deploy_model import _local, _smoke
+    from components.make_demo_data import runtime as demo
+
+    version_dir = model_dir / "1"
+    if request_contract.load(str(version_dir)) is None:  # a --model-dir from before contracts
+        contract = request_contract.build(demo.generate(2000, seed=0), _kinds(model_dir))
+        request_contract.write(str(version_dir), contract)
+    body = json.dumps({"instances": _smoke.instances(one_row)}).encode()
+    per_round = max(requests // rounds, 20)
+    latencies: dict[str, list[float]] = {"off": [], "on": []}
+    with (
+        _local.LocalServer(str(model_dir), "bench", 180, str(tmp / "off.log"), ["--no-request-check"]) as off,
+        _local.LocalServer(
+            str(model_dir), "bench", 180, str(tmp / "on.log"), ["--log-dir", str(tmp / "logs")]
+        ) as on,
+    ):
+        works = {
+            name: http_work(server.port, "/v1/models/bench:predict", body)
+            for name, server in (("off", off), ("on", on))
+        }
+        for work in works.values():
+            run_threads(1, 20, work)  # warm-up
+        for _ in range(rounds):
+            for name, work in works.items():
+                latencies[name] += run_threads(1, per_round, work)[0]
+    result = {"rounds": rounds, "per_round": per_round}
+    for name, values in latencies.items():
+        result[f"{name}_p50"] = percentile(values, 50) * 1e3
+        result[f"{name}_p99"] = percentile(values, 99) * 1e3
+    logger.info("request check and logging: %s", result)
+    return result
+
+
+def _kinds(model_dir: Path) -> dict[str, str]:
+    from components import model_io
+
+    kinds = {"float32": "float", "int64": "int", "string": "string"}
+    return {n: kinds[d.name] for n, d in model_io.serving_inputs(model_io.load(str(model_dir))).items()}
 
 
 def _kserve_version() -> str:

@@ -82,6 +82,7 @@ class Writer:
         self._lock = threading.Lock()
         self._path = ""
         self._file = None
+        self._hour: tuple[str, str, str] = ("", "", "")  # (model, hour, file): checked once an hour
 
     def path_for(self, model: str, when: datetime) -> str:
         from components.model_server import inside  # the one guard against names leaving a folder
@@ -89,9 +90,11 @@ class Writer:
         return str(inside(self.log_dir, model, when.strftime("%Y-%m-%d"), f"{when:%H}-{self.writer}.jsonl"))
 
     def write(self, entry: dict[str, Any]) -> None:
-        when = datetime.fromisoformat(entry["time"])
         line = json.dumps(entry, default=_plain, allow_nan=True) + "\n"
-        path = self.path_for(entry["model"], when)
+        model, hour = entry["model"], entry["time"][:13]  # ISO time up to the hour
+        if self._hour[:2] != (model, hour):
+            self._hour = (model, hour, self.path_for(model, datetime.fromisoformat(entry["time"])))
+        path = self._hour[2]
         with self._lock:
             if path != self._path:
                 self.close()
