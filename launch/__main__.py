@@ -340,6 +340,9 @@ def register_serve(subparsers) -> None:
     parser.add_argument("--tracking-uri", default="http://127.0.0.1:5000", help="MLflow tracking URI")
     parser.add_argument("--name", help="served model name (default: the registered model or folder name)")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--log-dir", type=Path, help="log every request and prediction here (what monitor_model reads)"
+    )
     parser.set_defaults(handler=_serve)
 
 
@@ -349,7 +352,7 @@ def _serve(args) -> int:
     name = args.name or args.registered_model or args.model_dir.resolve().name
     url = local.serve_model(
         name=name, model_dir=args.model_dir, registered_model=args.registered_model or "",
-        alias=args.alias, tracking_uri=args.tracking_uri, port=args.port,
+        alias=args.alias, tracking_uri=args.tracking_uri, port=args.port, log_dir=args.log_dir,
     )
     print(f"serving {name!r} at {url} (container kfp-ct-serve-{name}; stop with docker rm -f)")
     print(f"  curl {url}/v1/models/{name}")

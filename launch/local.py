@@ -193,8 +193,9 @@ def answers(url: str) -> bool:
         return False
 
 
-def _start_container(name: str, command: list[str], mount: Path | None, health_url: str, timeout=180.0):
-    """(Re)starts a long-lived container of the runtime image on the host network."""
+def _start_container(name: str, command: list[str], mounts: list[Path], health_url: str, timeout=180.0):
+    """(Re)starts a long-lived container of the runtime image on the host network, with each of
+    ``mounts`` at its own path."""
     client = docker.from_env()
     try:
         client.containers.get(name).remove(force=True)
@@ -207,7 +208,7 @@ def _start_container(name: str, command: list[str], mount: Path | None, health_u
         detach=True,
         network_mode="host",
         user=f"{os.getuid()}:{os.getgid()}",
-        volumes={str(mount): {"bind": str(mount), "mode": "rw"}} if mount else None,
+        volumes={str(m): {"bind": str(m), "mode": "rw"} for m in mounts} or None,
         restart_policy={"Name": "unless-stopped"},
     )
     deadline = time.monotonic() + timeout
@@ -242,21 +243,36 @@ def ensure_mlflow(root: Path, port: int = 5000, name: str = "kfp-ct-mlflow") -> 
         "--artifacts-destination", str(root / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]
-    _start_container(name, command, root, f"{uri}/health")
+    _start_container(name, command, [root], f"{uri}/health")
     return uri
 
 
-def ensure_model_server(serving_dir: Path, port: int = 8080, name: str = "kfp-ct-serving") -> str:
+def ensure_model_server(
+    serving_dir: Path, port: int = 8080, name: str = "kfp-ct-serving", log_dir: Path | None = None
+) -> str:
     """A KServe model server serving every model deployed to ``serving_dir`` (deploy_model with
-    target=local) on ``port``. Restarted so it serves what is deployed now. Returns its URL."""
+    target=local) on ``port``, logging every request to ``log_dir`` when given. Restarted so it
+    serves what is deployed now. Returns its URL."""
     url = f"http://127.0.0.1:{port}"
     serving_dir = Path(serving_dir).resolve()
     command = [
         "python", "-m", "components.model_server",
         "--serving-dir", str(serving_dir), "--http-port", str(port),
     ]
-    _start_container(name, command, serving_dir, f"{url}/v2/health/ready")
+    mounts = [serving_dir, *_log_mount(log_dir)]
+    _start_container(name, command + _log_args(log_dir), mounts, f"{url}/v2/health/ready")
     return url
+
+
+def _log_args(log_dir: Path | None) -> list[str]:
+    return ["--log-dir", str(Path(log_dir).resolve())] if log_dir else []
+
+
+def _log_mount(log_dir: Path | None) -> list[Path]:
+    if not log_dir:
+        return []
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    return [Path(log_dir).resolve()]
 
 
 def serve_model(
@@ -267,26 +283,29 @@ def serve_model(
     alias: str = "production",
     tracking_uri: str = "",
     port: int = 8080,
+    log_dir: Path | None = None,
 ) -> str:
     """Serves a model folder, or an MLflow registered version (alias or number), with the KServe
-    model server in the runtime image on ``port`` (v1 and v2 protocols). Returns its URL."""
+    model server in the runtime image on ``port`` (v1 and v2 protocols), logging every request
+    to ``log_dir`` when given. Returns its URL."""
     if (model_dir is None) == (not registered_model):
         raise ValueError("give exactly one of a model folder or a registered model name")
     url = f"http://127.0.0.1:{port}"
     command = ["python", "-m", "components.model_server"]
     command += ["--model-name", name, "--http-port", str(port)]
-    mount = None
+    mounts = _log_mount(log_dir)
+    command += _log_args(log_dir)
     if model_dir is not None:
         model_dir = Path(model_dir).resolve()
         if not model_dir.is_dir():
             raise ValueError(f"{model_dir} is not a folder")
         command += ["--model-dir", str(model_dir)]
-        mount = model_dir
+        mounts.append(model_dir)
     else:
         if not tracking_uri:
             raise ValueError("serving a registered model needs the MLflow tracking URI")
         command += ["--registered-model", registered_model, "--alias", alias, "--tracking-uri", tracking_uri]
-    _start_container(f"kfp-ct-serve-{name}", command, mount, f"{url}/v2/health/ready")
+    _start_container(f"kfp-ct-serve-{name}", command, mounts, f"{url}/v2/health/ready")
     return url
 
 
