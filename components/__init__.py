@@ -21,6 +21,7 @@ __all__ = [
     "fingerprint_data",
     "infer_schema",
     "make_demo_data",
+    "monitor_model",
     "record_verdict",
     "register_model",
     "resolve_baseline",
@@ -36,6 +37,7 @@ if _dsl is not None and hasattr(_dsl, "component"):
     from components.fingerprint_data.component import fingerprint_data
     from components.infer_schema.component import infer_schema
     from components.make_demo_data.component import make_demo_data
+    from components.monitor_model.component import monitor_model
     from components.record_verdict.component import record_verdict
     from components.register_model.component import register_model
     from components.resolve_baseline.component import resolve_baseline
