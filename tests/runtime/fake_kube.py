@@ -40,6 +40,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from relay import Relay
+
 _CONFIG_MAP = "/api/v1/namespaces/kserve/configmaps/inferenceservice-config"
 _PATH = re.compile(
     r"^/apis/serving\.kserve\.io/(?P<version>v1beta1)/namespaces/(?P<ns>[^/]+)/inferenceservices(?:/(?P<name>[^/?]+))?"
@@ -93,47 +95,6 @@ class _Revision:
     def __init__(self, name: str, storage_uri: str, template: dict, ready_after: int, never: bool):
         self.name, self.storage_uri, self.template = name, storage_uri, template
         self.reads_left, self.never, self.ready = ready_after, never, False
-
-
-def _proxy_handler(fake: FakeKube):
-    """An HTTP forward proxy that resolves cluster-local Service names through ``fake``."""
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    class Proxy(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _forward(self):
-            target = urllib.parse.urlsplit(self.path)
-            backend = fake.backend(target.hostname or "")
-            length = int(self.headers.get("Content-Length") or 0)
-            data = self.rfile.read(length) if length else None
-            if not backend:
-                code, payload = 502, f"no such host {target.hostname}".encode()
-            else:
-                request = urllib.request.Request(
-                    backend + target.path + (f"?{target.query}" if target.query else ""),
-                    data=data,
-                    method=self.command,
-                    headers={k: v for k, v in self.headers.items() if k.lower() in ("content-type",)},
-                )
-                opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-                try:
-                    with opener.open(request, timeout=30) as response:
-                        code, payload = response.status, response.read()
-                except urllib.error.HTTPError as exc:
-                    code, payload = exc.code, exc.read()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = _forward
-
-    return Proxy
 
 
 class FakeKube:
@@ -194,22 +155,20 @@ class FakeKube:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.proxy = ThreadingHTTPServer(("127.0.0.1", 0), _proxy_handler(self))
-        self.proxy_url = f"http://127.0.0.1:{self.proxy.server_address[1]}"
-        self.threads = [
-            threading.Thread(target=server.serve_forever, daemon=True) for server in (self.httpd, self.proxy)
-        ]
+        self.proxy = Relay(lambda host, path: self.backend(host))  # the cluster's DNS
+        self.proxy_url = self.proxy.url
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     # lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> FakeKube:
-        for thread in self.threads:
-            thread.start()
+        self.thread.start()
+        self.proxy.__enter__()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        for server in (self.httpd, self.proxy):
-            server.shutdown()
-            server.server_close()
+        self.proxy.__exit__(*exc_info)
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
     def kubeconfig(self, path: str | Path) -> str:
         import yaml

@@ -4,8 +4,6 @@ KServe model servers, and the local target against the real local server."""
 import json
 import subprocess
 import sys
-import threading
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 import saved_models
 from fake_kube import FakeKube
+from relay import Relay
 
 from components import kserve, model_io, registry
 from components.deploy_model import _local, _smoke, runtime
@@ -439,89 +438,58 @@ def test_production_alias_moves_only_after_a_healthy_deployment(
     assert f"moved to version {versions[1]} (was {versions[0]})" in report
 
 
-class Switch:
-    """A reverse proxy in front of the real MLflow server that can be cut (503), as a registry
-    outage or a network partition between the pipeline and MLflow would."""
+class Switch(Relay):
+    """A relay in front of the real MLflow server that can be cut (503), as a registry outage
+    or a network partition between the pipeline and MLflow would."""
 
     def __init__(self, upstream: str):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        switch = self
         self.down = False
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _relay(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                data = self.rfile.read(length) if length else None
-                if switch.down:
-                    code, body = 503, b"registry unavailable"
-                else:
-                    request = urllib.request.Request(
-                        upstream + self.path,
-                        data=data,
-                        method=self.command,
-                        headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
-                    )
-                    try:
-                        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request) as r:
-                            code, body = r.status, r.read()
-                    except urllib.error.HTTPError as exc:
-                        code, body = exc.code, exc.read()
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PATCH = do_DELETE = _relay
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(
+            lambda host, path: upstream,
+            intercept=lambda method, path, body: (503, b"registry unavailable") if self.down else None,
+        )
 
 
 def test_serving_and_registry_disagreeing_is_said_and_reconciled(
     cluster, models, eval_path, tmp_path, mlflow_server, monkeypatch
 ):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast while MLflow is cut off
-    switch = Switch(mlflow_server)
-    name = "churn-disagree"
-    metadata = saved_models.build(tmp_path / "unused")
-    versions = [
-        register.run(
-            model_dir=models[m],
-            model_metadata=metadata,
-            model_uri=uri,
-            registered_model_name=name,
-            mlflow_tracking_uri=mlflow_server,
-        )["version"]
-        for m, uri in (("a", URI_A), ("b", URI_B))
-    ]
-    alias = {"mlflow_tracking_uri": switch.url, "registered_model_name": name}
-    assert deploy(cluster, models, eval_path, tmp_path, "a", URI_A, model_version=versions[0], **alias)[0]
+    with Switch(mlflow_server) as switch:
+        name = "churn-disagree"
+        metadata = saved_models.build(tmp_path / "unused")
+        versions = [
+            register.run(
+                model_dir=models[m],
+                model_metadata=metadata,
+                model_uri=uri,
+                registered_model_name=name,
+                mlflow_tracking_uri=mlflow_server,
+            )["version"]
+            for m, uri in (("a", URI_A), ("b", URI_B))
+        ]
+        alias = {"mlflow_tracking_uri": switch.url, "registered_model_name": name}
+        assert deploy(cluster, models, eval_path, tmp_path, "a", URI_A, model_version=versions[0], **alias)[0]
 
-    # MLflow goes away while version 2's canary is promoted: serving moves, the alias cannot
-    cluster.before_patch[cluster.patches + 2] = lambda fake: setattr(switch, "down", True)
-    healthy, _, report = deploy(
-        cluster, models, eval_path, tmp_path, "b", URI_B, model_version=versions[1], **alias
-    )
-    assert not healthy and "FAIL | production-alias" in report, report
-    assert "serving and the registry disagree" in report and "next deployment" in report
-    assert kserve.storage_uri_of(live(cluster)) == URI_B
-    assert registry.version_by_alias(mlflow_server, name, "production").version == versions[0]
+        # MLflow goes away while version 2's canary is promoted: serving moves, the alias cannot
+        cluster.before_patch[cluster.patches + 2] = lambda fake: setattr(switch, "down", True)
+        healthy, _, report = deploy(
+            cluster, models, eval_path, tmp_path, "b", URI_B, model_version=versions[1], **alias
+        )
+        assert not healthy and "FAIL | production-alias" in report, report
+        assert "serving and the registry disagree" in report and "next deployment" in report
+        assert kserve.storage_uri_of(live(cluster)) == URI_B
+        assert registry.version_by_alias(mlflow_server, name, "production").version == versions[0]
 
-    # MLflow is back: the next deployment first makes the alias follow what serves
-    switch.down = False
-    healthy, _, report = deploy(
-        cluster, models, eval_path, tmp_path, "b", URI_B, model_version=versions[1], **alias
-    )
-    assert healthy, report
-    assert "WARN | production-reconciled" in report
-    assert registry.version_by_alias(mlflow_server, name, "production").version == versions[1]
-    tags = registry.client(mlflow_server).get_model_version(name, versions[1]).tags
-    assert tags["reconciled_from"] == versions[0]
+        # MLflow is back: the next deployment first makes the alias follow what serves
+        switch.down = False
+        healthy, _, report = deploy(
+            cluster, models, eval_path, tmp_path, "b", URI_B, model_version=versions[1], **alias
+        )
+        assert healthy, report
+        assert "WARN | production-reconciled" in report
+        assert registry.version_by_alias(mlflow_server, name, "production").version == versions[1]
+        tags = registry.client(mlflow_server).get_model_version(name, versions[1]).tags
+        assert tags["reconciled_from"] == versions[0]
 
 
 @pytest.mark.parametrize(

@@ -9,16 +9,15 @@ integers, a float input numbers, a string input strings. A body it refuses gets 
 
 import json
 import math
-import threading
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pandas as pd
 import pytest
 import saved_models
 from fake_kube import FakeKube
+from relay import Relay
 
 from components import model_io
 from components.deploy_model import _local, _smoke, runtime
@@ -54,64 +53,30 @@ def tf_serving_refusal(body: dict, dtypes: dict[str, str]) -> str:
     return ""
 
 
-class TfServingGate:
-    """An HTTP front for a local model server that answers as TF Serving would for bodies TF
-    Serving refuses, forwards the rest, and records every predict body."""
+class TfServingGate(Relay):
+    """A front for a local model server that answers as TF Serving would for bodies TF Serving
+    refuses, forwards the rest, and records every predict body."""
 
     def __init__(self, upstream: str, dtypes: dict[str, str]):
         self.bodies: list[bytes] = []
         self.refusals: list[str] = []
-        gate = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+        def intercept(method: str, path: str, body: bytes | None):
+            if method != "POST" or not path.endswith(":predict"):
+                return None
+            self.bodies.append(body)
+            try:
+                # Python's json, like TF Serving's RapidJSON with kParseNanAndInfFlag, reads
+                # NaN and Infinity as numbers.
+                refusal = tf_serving_refusal(json.loads(body), dtypes)
+            except ValueError as exc:
+                refusal = f"JSON Parse error: {exc}"
+            if not refusal:
+                return None
+            self.refusals.append(refusal)
+            return 400, json.dumps({"error": refusal}).encode()
 
-            def _relay(self, method: str, data: bytes | None):
-                url, headers = upstream + self.path, {"Content-Type": "application/json"}
-                request = urllib.request.Request(url, data=data, method=method, headers=headers)
-                try:
-                    with urllib.request.urlopen(request, timeout=30) as response:
-                        code, answer = response.status, response.read()
-                except urllib.error.HTTPError as exc:
-                    code, answer = exc.code, exc.read()
-                self._answer(code, answer)
-
-            def _answer(self, code: int, answer: bytes):
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def do_GET(self):
-                self._relay("GET", None)
-
-            def do_POST(self):
-                data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path.endswith(":predict"):
-                    gate.bodies.append(data)
-                    try:
-                        # Python's json, like TF Serving's RapidJSON with kParseNanAndInfFlag,
-                        # reads NaN and Infinity as numbers.
-                        refusal = tf_serving_refusal(json.loads(data), dtypes)
-                    except ValueError as exc:
-                        refusal = f"JSON Parse error: {exc}"
-                    if refusal:
-                        gate.refusals.append(refusal)
-                        return self._answer(400, json.dumps({"error": refusal}).encode())
-                self._relay("POST", data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(lambda host, path: upstream, intercept)
 
     def values(self):
         """Every value of every recorded instance."""
