@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components import images
+
 ROOT = Path(__file__).resolve().parents[2] / "manifests"
-SYSTEMS = ("kserve", "rbac", "mlflow")
+SYSTEMS = ("kserve", "rbac", "mlflow", "prediction-log-sink")
 ENVS = ("dev", "prod")
 
 PIPELINES = ROOT.parent / "pipelines"
@@ -43,7 +45,7 @@ def test_every_system_has_base_and_both_overlays():
 @pytest.mark.parametrize("env", ENVS)
 def test_inference_service_template(env):
     objects = render("kserve", env)
-    assert list(objects) == ["InferenceService"]
+    assert sorted(objects) == ["InferenceService", "ServingRuntime"]
     (isvc,) = objects["InferenceService"]
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
     assert isvc["metadata"]["namespace"] == f"ct-{env}"
@@ -55,6 +57,8 @@ def test_inference_service_template(env):
     assert predictor["serviceAccountName"] == "kfp-ct-model-reader"
     assert predictor["minReplicas"] <= predictor["maxReplicas"]
     assert "canaryTrafficPercent" not in predictor  # set by deploy_model per rollout only
+    # TF Serving (chosen by modelFormat) stays the default; overlays/checked opts in to ours.
+    assert "runtime" not in predictor["model"] and "logger" not in predictor
 
 
 def test_prod_keeps_replicas_warm_and_dev_scales_to_zero():
@@ -174,3 +178,95 @@ def test_every_secret_key_the_specs_mount_is_in_the_rendered_secret(env):
     assert mounting_mlflow >= {"training", "drift_retraining"}
     missing = sorted(f"{golden}: {name}/{key}" for golden, name, key in ours if key not in rendered[name])
     assert missing == [], f"the specs mount keys the {env} secret lacks"
+
+
+# --- Serving with our model server (ServingRuntime kfp-ct-tensorflow) and logging every
+# prediction through KServe's inference logger to the prediction-log sink.
+
+RUNTIME_ARGS = ["--model-dir=/mnt/models", "--model-name={{.Name}}", "--host=0.0.0.0", "--http-port=8080"]
+"""What KServe needs from the container: the model where the storage initializer puts
+storageUri, the InferenceService's name (KServe fills {{.Name}}), every interface, the port
+KServe routes to. tests/runtime/test_serving_runtime.py runs these args for real."""
+
+
+def one(objects: dict[str, list[dict]], kind: str) -> dict:
+    (obj,) = objects[kind]
+    return obj
+
+
+@pytest.mark.parametrize("env", [*ENVS, "checked"])
+def test_serving_runtime(env):
+    runtime = one(render("kserve", env), "ServingRuntime")
+    assert runtime["apiVersion"] == "serving.kserve.io/v1alpha1"
+    assert runtime["metadata"]["name"] == "kfp-ct-tensorflow"
+    spec = runtime["spec"]
+    # autoSelect false: a tensorflow model keeps TF Serving unless it names this runtime.
+    assert spec["supportedModelFormats"] == [{"name": "tensorflow", "version": "2", "autoSelect": False}]
+    assert spec["protocolVersions"] == ["v1", "v2"]
+    (container,) = spec["containers"]
+    assert container["name"] == "kserve-container"  # the name KServe merges the predictor into
+    assert container["image"] == images.RUNTIME
+    assert container["command"] == ["python", "-m", "components.model_server"]
+    assert container["args"] == RUNTIME_ARGS
+    # On a cluster the inference logger records predictions; the pod's disk is not the place.
+    assert not any(a.startswith("--log-dir") for a in container["args"])
+
+
+def test_checked_overlay_switches_prod_to_our_runtime_and_logs_to_the_sink():
+    checked, prod = render("kserve", "checked"), render("kserve", "prod")
+    sink = render("prediction-log-sink", "prod")
+    isvc, runtime = one(checked, "InferenceService"), one(checked, "ServingRuntime")
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["model"]["runtime"] == runtime["metadata"]["name"]
+    assert predictor["model"]["protocolVersion"] in runtime["spec"]["protocolVersions"]
+    assert predictor["model"]["modelFormat"]["name"] in {
+        f["name"] for f in runtime["spec"]["supportedModelFormats"]
+    }
+    # KServe replaces the runtime image's tag with runtimeVersion: prod's TF Serving version must go.
+    assert "runtimeVersion" not in predictor["model"]
+
+    service = one(sink, "Service")
+    assert predictor["logger"] == {"mode": "all", "url": f"http://{service['metadata']['name']}"}
+    # The short name resolves only in the InferenceService's own namespace, on the Service's port 80.
+    assert (
+        service["metadata"]["namespace"] == isvc["metadata"]["namespace"] == runtime["metadata"]["namespace"]
+    )
+    assert service["spec"]["ports"][0]["port"] == 80
+
+    # Nothing else differs from prod.
+    expected = one(prod, "InferenceService")
+    expected["spec"]["predictor"]["model"].pop("runtimeVersion")
+    predictor.pop("logger")
+    predictor["model"].pop("runtime")
+    assert isvc == expected
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_prediction_log_sink(env):
+    from components import prediction_log_sink
+
+    objects = render("prediction-log-sink", env)
+    assert sorted(objects) == ["Deployment", "PersistentVolumeClaim", "Service"]
+    deployment = one(objects, "Deployment")
+    assert deployment["metadata"]["namespace"] == f"ct-{env}"
+    # Requests and responses are paired in memory: both halves must reach one process.
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == images.RUNTIME
+    assert container["command"] == ["python", "-m", "components.prediction_log_sink"]
+    args = prediction_log_sink.parse_args(container["args"])  # the module's own parser takes them
+    assert args.host == "0.0.0.0"
+    assert [p["containerPort"] for p in container["ports"]] == [args.port]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    (mount,) = container["volumeMounts"]
+    assert mount["mountPath"] == args.log_dir
+    (volume,) = pod["volumes"]
+    assert volume["name"] == mount["name"]
+    assert (
+        volume["persistentVolumeClaim"]["claimName"]
+        == one(objects, "PersistentVolumeClaim")["metadata"]["name"]
+    )
+    service = one(objects, "Service")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] in ("http", args.port)
