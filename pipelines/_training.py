@@ -249,7 +249,7 @@ def gated_training(p, baseline, pod_settings: bool) -> None:
         mlflow_tracking_uri=p.mlflow_tracking_uri,
     )
     kubernetes_settings(validation, pod_settings, mlflow_secret=True)
-    _record(validation.outputs["verdict"], "data-is-valid", pod_settings)
+    record_gate(validation.outputs["verdict"], "data-is-valid", pod_settings)
 
     with dsl.If(validation.outputs["Output"] == True, name="data-is-valid"):  # noqa: E712
         train = train_model(
@@ -294,7 +294,7 @@ def gated_training(p, baseline, pod_settings: bool) -> None:
             kserve_namespace=p.namespace,
         )
         live(evaluation, pod_settings, mlflow_secret=True)  # its baseline is what serves now
-        _record(evaluation.outputs["verdict"], "model-is-blessed", pod_settings)
+        record_gate(evaluation.outputs["verdict"], "model-is-blessed", pod_settings)
 
         with dsl.If(evaluation.outputs["Output"] == True, name="model-is-blessed"):  # noqa: E712
             registration = register_model(
@@ -329,8 +329,9 @@ def gated_training(p, baseline, pod_settings: bool) -> None:
             # retry would repeat a rollout, so it is not retried either.
             deployment.set_caching_options(False)
             kubernetes_settings(deployment, pod_settings, mlflow_secret=True)
-            _record(deployment.outputs["verdict"], "deployment-is-healthy", pod_settings)
+            record_gate(deployment.outputs["verdict"], "deployment-is-healthy", pod_settings)
 
 
-def _record(verdict, gate: str, pod_settings: bool):
+def record_gate(verdict, gate: str, pod_settings: bool):
+    """Leaves a gate's verdict in the run record, for the exit handler's summary."""
     return live(record_verdict(verdict=verdict, record_dir=RECORD_DIR, gate=gate), pod_settings, minio=True)

@@ -125,3 +125,23 @@ def test_every_drift_pipeline_task_that_talks_to_mlflow_gets_the_secret():
             continue  # a DAG passing the parameter through
         mounts = executors.get(component["executorLabel"], {}).get("secretAsEnv", [])
         assert "mlflow-tracking" in {m["secretName"] for m in mounts}, name
+
+
+@pytest.mark.parametrize("name", ["monitoring", "monitoring_vertex"])
+def test_monitoring_retrains_only_when_serving_says_so(name):
+    spec, *platform = load(name)
+    tasks = all_tasks(spec)
+    monitor = tasks["monitor-model"]
+    assert monitor["cachingOptions"] == {}  # the logs grow: never a cache hit
+    gate = next(t for t in tasks.values() if t["taskInfo"]["name"] == "serving-says-retrain")
+    condition = gate["triggerPolicy"]["condition"]
+    assert "monitor-model-action" in condition and "'retrain'" in condition
+    branch = spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
+    # the gated training steps of the training pipeline, data gate first
+    assert {"resolve-baseline", "fingerprint-data", "validate-data"} <= set(branch)
+    assert any(t["taskInfo"]["name"] == "data-is-valid" for t in branch.values())
+    # the monitor's verdict is in the run record (the summary and its webhook say why)
+    records = [t for t in tasks.values() if t["componentRef"]["name"].startswith("comp-record-verdict")]
+    gates = {t["inputs"]["parameters"]["gate"]["runtimeValue"]["constant"] for t in records}
+    assert "model-is-healthy" in gates
+    assert len(platform) == (1 if name == "monitoring" else 0)  # Vertex: one document
