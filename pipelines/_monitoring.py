@@ -19,6 +19,7 @@ from pipelines import training as training_pipeline
 from pipelines._training import (
     DEFAULT_ACCELERATOR,
     DEPLOY,
+    EVALUATE,
     KUBEFLOW,
     RECORD_DIR,
     SUMMARY,
@@ -59,6 +60,9 @@ def build(platform: str):
         max_latency_p95_ms: float = MONITOR["max_latency_p95_ms"],
         max_flagged_share: float = MONITOR["max_flagged_share"],
         min_rows: int = MONITOR["min_rows"],
+        epochs: int = TRAIN["epochs"],
+        thresholds: dict = EVALUATE["thresholds"],
+        change_thresholds: dict = EVALUATE["change_thresholds"],
         mlflow_tracking_uri: str = TRAIN["mlflow_tracking_uri"],
         registered_model_name: str = TRAINING_DEFAULTS["registered_model_name"],
         deploy_target: str = TRAINING_DEFAULTS["deploy_target"],
@@ -90,6 +94,10 @@ def build(platform: str):
             max_latency_p95_ms: Largest p95 request latency, in milliseconds.
             max_flagged_share: Largest share of served rows flagged by the request check.
             min_rows: Served rows below which the window is too small to judge.
+            epochs: Maximum training epochs of a retraining.
+            thresholds: Absolute bounds a retrained model must meet, e.g. {"auc": 0.7}.
+            change_thresholds: Largest allowed degradation of a retrained model vs production,
+                e.g. {"auc": 0.02} (the primary metric is limited to a 0.01 drop unless named).
             mlflow_tracking_uri: MLflow tracking URI; empty uses MLFLOW_TRACKING_URI.
             registered_model_name: The MLflow registered model whose production version serves.
             deploy_target: Where a retrained, blessed model goes: kserve or local.

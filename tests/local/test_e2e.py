@@ -7,13 +7,19 @@ is scratch space on every platform), so every day after the first must find prod
 schema, statistics and model in MLflow. The incoming data and the local model server's folder
 sit in the pipeline root (``incoming/``, ``serving/``, never deleted) only because kfp.local
 mounts nothing else into the task containers.
-The days build on each other and run in file order.
+The days build on each other and run in file order. After the week, the monitoring pipeline
+judges production from the model server's prediction logs: healthy traffic (with a few bad
+requests) leaves it alone; shifted traffic with late labels retrains, promotes and alerts.
 """
 
+import csv
 import json
 import shutil
 import socket
+import threading
+import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,7 +28,7 @@ from components import make_demo_data
 from launch import local
 
 MODEL = "e2e-churn"
-INCOMING, SERVING = "incoming", "serving"
+INCOMING, SERVING, LOGS = "incoming", "serving", "prediction-logs"
 ROWS = 1500
 DAYS = {  # day -> (make_demo_data scenario, seed)
     1: ("none", 0),
@@ -80,7 +86,7 @@ def run_day(week, day: int) -> local.RunResult:
     """Deletes every earlier run's folder, puts day's data at the fixed URI, runs the golden."""
     root = week["root"]
     for entry in root.iterdir():
-        if entry.name not in (INCOMING, SERVING):
+        if entry.name not in (INCOMING, SERVING, LOGS):
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     shutil.copyfile(week["days"][day], week["data_uri"])
     result = local.run_pipeline(
@@ -243,3 +249,138 @@ def test_reproduce_refuses_when_the_data_changed_since(week):
     shutil.copyfile(week["days"][1], week["data_uri"])  # the fixed URI moved on
     with pytest.raises(ValueError, match="changed since version 3"):
         lineage.reproduce(week["mlflow"], f"{MODEL}@production")
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def demo_csv(scenario: str, seed: int, rows: int) -> str:
+    return make_demo_data(rows=rows, seed=seed, scenario=scenario, file_format="csv").outputs["data"].path
+
+
+def demo_rows(scenario: str, seed: int, rows: int) -> list[dict]:
+    """make_demo_data's rows as a client sends them (CSV read back: numbers as numbers)."""
+    with open(demo_csv(scenario, seed, rows), newline="") as stream:
+        return [{k: _value(v) for k, v in row.items()} for row in csv.DictReader(stream)]
+
+
+def _value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text if text else None
+
+
+def send(week, rows: list[dict], request_id: str) -> int:
+    """One v1 request per row (label left out); returns the HTTP status."""
+    instance = {k: v for k, v in rows[0].items() if k != "churned"}
+    request = urllib.request.Request(
+        f"{week['url']}/v1/models/{MODEL}:predict",
+        data=json.dumps({"instances": [instance]}).encode(),
+        headers={"Content-Type": "application/json", "x-request-id": request_id},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.fixture(scope="module")
+def webhook():
+    """Where the run summaries (and so the alerts) are posted."""
+    posts: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", posts
+    server.shutdown()
+
+
+def monitor(week, webhook, labels_uri: str = "") -> local.RunResult:
+    result = local.run_pipeline(
+        "monitoring",
+        week["root"],
+        log_uri=str(week["root"] / LOGS),
+        training_data_uri=str(week["fresh"]),
+        service_name=MODEL,
+        labels_uri=labels_uri,
+        epochs=6,
+        change_thresholds={"auc": 0.05},
+        mlflow_tracking_uri=week["mlflow"],
+        registered_model_name=MODEL,
+        deploy_target="local",
+        local_serving_dir=str(week["serving_dir"]),
+        local_endpoint=week["url"],
+        accelerator_count=0,
+        webhook_url=webhook[0],
+    )
+    assert not result.error, result.error
+    return result
+
+
+def test_monitoring_healthy_traffic_with_a_few_bad_requests_retrains_nothing(week, webhook):
+    logs = week["root"] / LOGS
+    week["url"] = local.ensure_model_server(
+        week["serving_dir"], port=week["serving_port"], name=week["names"]["serving"], log_dir=logs
+    )
+    week["fresh"] = week["root"] / INCOMING / "fresh.csv"  # what a retraining trains on
+    shutil.copyfile(demo_csv("none", 12, ROWS), week["fresh"])
+    fresh = demo_rows("none", 13, 20)
+    statuses = [send(week, [row], f"healthy-{i}") for i, row in enumerate(demo_rows("none", 9, 1000))]
+    unseen = [send(week, [{**row, "plan": "enterprise"}], f"unseen-{i}") for i, row in enumerate(fresh[:15])]
+    wrong = [send(week, [{**row, "age": "forty"}], f"wrong-{i}") for i, row in enumerate(fresh[15:20])]
+    assert set(statuses) == {200} and set(unseen) == {200} and set(wrong) == {400}
+
+    result = monitor(week, webhook)
+
+    health = result.gate("model-is-healthy")
+    details = verdict(health)["details"]
+    assert health["passed"] and details["action"] == "none", health
+    assert not any(step.startswith("train-model") for step in result.steps), result.steps
+    checks = {c["name"]: c for c in verdict(health)["checks"]}
+    assert abs(checks["flagged_share"]["value"] - 15 / 1015) < 1e-3, checks["flagged_share"]
+    assert "plan unseen_category x15" in checks["flagged_share"]["reason"], checks["flagged_share"]
+    assert checks["error_rate"]["value"] == round(5 / 1020, 6), checks["error_rate"]  # the 400s
+    assert production(week) == "3"
+
+
+def test_monitoring_shifted_traffic_and_late_labels_retrain_promote_and_alert(week, webhook):
+    logs = week["root"] / LOGS
+    for entry in logs.iterdir():  # each window judges its own traffic
+        shutil.rmtree(entry)
+    shifted = demo_rows("drift", 11, 1200)
+    labels = demo_rows("label_shift", 11, 1200)  # the same customers; the label no longer follows
+    assert {send(week, [row], f"shifted-{i}") for i, row in enumerate(shifted)} == {200}
+    labels_uri = week["root"] / INCOMING / "labels.csv"
+    with open(labels_uri, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["request_id", "churned"])
+        writer.writerows((f"shifted-{i}", row["churned"]) for i, row in enumerate(labels))
+
+    result = monitor(week, webhook, labels_uri=str(labels_uri))
+
+    health = result.gate("model-is-healthy")
+    details = verdict(health)["details"]
+    assert not health["passed"] and details["action"] == "retrain", health
+    causes = failed_checks(health)
+    assert any("monthly_charges" in subject for subject in causes), causes  # the cause is named
+    measured = [c for c in verdict(health)["checks"] if c["name"] == "performance" and c["status"] == "fail"]
+    assert measured and "1200 labelled rows" in measured[0]["reason"], measured
+    # retrained on the fresh data, through the same gates, and promoted
+    assert result.gate("data-is-valid")["passed"] and result.gate("model-is-blessed")["passed"]
+    assert result.gate("deployment-is-healthy")["passed"]
+    assert production(week) == "4" and served(week)[0] == "4"
+    alert = webhook[1][-1]
+    assert "model-is-healthy" in json.dumps(alert), alert
