@@ -200,6 +200,8 @@ def render(
     storage_uri: str,
     deployment_mode: str = KNATIVE,
     runtime_version: str = "",
+    serving_runtime: str = "",
+    prediction_logger_url: str = "",
     resources: dict | None = None,
     min_replicas: int | None = None,
     max_replicas: int | None = None,
@@ -222,8 +224,15 @@ def render(
     model = predictor.setdefault("model", {})
     model.setdefault("modelFormat", {})["name"] = "tensorflow"
     model["storageUri"] = storage_uri
+    if serving_runtime:
+        # A named runtime (kfp-ct-tensorflow: our server, with the request check); KServe
+        # takes runtimeVersion as that runtime's image tag, so a TF Serving version cannot stay.
+        model["runtime"] = serving_runtime
+        model.pop("runtimeVersion", None)
     if runtime_version:
         model["runtimeVersion"] = runtime_version
+    if prediction_logger_url:
+        predictor["logger"] = {"mode": "all", "url": prediction_logger_url}
     if resources:
         model["resources"] = resources
     if min_replicas is not None:

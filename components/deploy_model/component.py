@@ -24,6 +24,8 @@ def deploy_model(
     smoke_rows: int = 20,
     tolerance: float = 1e-4,
     runtime_version: str = "",
+    serving_runtime: str = "",
+    prediction_logger_url: str = "",
     resources: dict = None,
     min_replicas: int = -1,
     max_replicas: int = -1,
@@ -70,6 +72,13 @@ def deploy_model(
         smoke_rows: Number of evaluation rows sent as smoke requests.
         tolerance: Maximum absolute difference between served and offline predictions.
         runtime_version: TF Serving version (runtimeVersion); empty uses the runtime's default.
+        serving_runtime: A named KServe ServingRuntime: "kfp-ct-tensorflow" serves with this
+            project's model server (manifests/kserve/base/servingruntime.yaml), which checks
+            every request against the model's contract (400 for a wrong type, flags for
+            out-of-range values and unseen categories); empty: KServe's TF Serving.
+        prediction_logger_url: When set, KServe's inference logger sends every request and
+            response there (the prediction-log sink of manifests/prediction-log-sink), for
+            monitor_model.
         resources: Predictor resources ({"requests": {...}, "limits": {...}}); empty keeps the
             template's.
         min_replicas: Predictor minReplicas; -1 keeps the template's.

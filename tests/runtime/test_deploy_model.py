@@ -116,6 +116,34 @@ def test_first_deployment_creates_waits_and_smoke_tests(cluster, models, eval_pa
     assert kserve.current_storage_uri("absent", NS, kubeconfig=cluster.kubeconfig_path) is None
 
 
+def test_our_serving_runtime_and_the_inference_logger_are_requested(cluster, models, eval_path, tmp_path):
+    """serving_runtime names the ServingRuntime of manifests/kserve (our server, with the request
+    check); a TF Serving runtimeVersion cannot stay (KServe would take it as that image's tag)."""
+    sink = "http://prediction-log-sink.models.svc.cluster.local"
+    healthy, _, report = deploy(
+        cluster,
+        models,
+        eval_path,
+        tmp_path,
+        "a",
+        URI_A,
+        serving_runtime="kfp-ct-tensorflow",
+        prediction_logger_url=sink,
+    )
+    assert healthy, report
+    predictor = live(cluster)["spec"]["predictor"]
+    assert predictor["model"]["runtime"] == "kfp-ct-tensorflow" and "runtimeVersion" not in predictor["model"]
+    assert predictor["logger"] == {"mode": "all", "url": sink}
+    rendered = kserve.render(
+        name=NAME,
+        namespace=NS,
+        storage_uri=URI_A,
+        serving_runtime="kfp-ct-tensorflow",
+        runtime_version="0.1.0",
+    )
+    assert rendered["spec"]["predictor"]["model"]["runtimeVersion"] == "0.1.0"  # asked for: kept
+
+
 def test_canary_is_smoke_tested_then_promoted(cluster, models, eval_path, tmp_path):
     deploy(cluster, models, eval_path, tmp_path, "a", URI_A)
     first_revision = full_traffic(live(cluster))
