@@ -55,6 +55,18 @@ def infer_task(labels: pd.Series) -> str:
     return "multiclass" if not numeric or len(distinct) <= MAX_AUTO_CLASSES else "regression"
 
 
+def label_key(value) -> str:
+    """One spelling for equal class labels: 1, 1.0, "1" and True all become "1" (KFP turns list
+    items into floats; CSV, Parquet and JSON spell classes differently)."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
 class ModelNotFoundError(FileNotFoundError):
     """The model folder holds no numeric version folder with a saved_model.pb."""
 

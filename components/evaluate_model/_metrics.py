@@ -12,6 +12,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from components import model_io
+
 TASKS = ("binary", "multiclass", "regression")
 
 METRICS = {
@@ -85,8 +87,8 @@ def encode_labels(labels: pd.Series, task: str, classes: list | None) -> np.ndar
         classes = [0, 1] if task == "binary" else sorted(labels.unique().tolist())
     lookup: dict = {}
     for index, cls in enumerate(classes):
-        lookup[_key(cls)] = index
-    encoded = labels.map(lambda v: lookup.get(_key(v), -1)).to_numpy(dtype=np.int64)
+        lookup[model_io.label_key(cls)] = index
+    encoded = labels.map(lambda v: lookup.get(model_io.label_key(v), -1)).to_numpy(dtype=np.int64)
     unknown = labels[encoded < 0]
     if len(unknown):
         raise ValueError(
@@ -98,18 +100,7 @@ def encode_labels(labels: pd.Series, task: str, classes: list | None) -> np.ndar
 
 def display(value) -> str:
     """A class as people read it: 1.0 (KFP turns list items into floats) shows as "1"."""
-    return _key(value)
-
-
-def _key(value) -> str:
-    """One spelling for equal labels: 1, 1.0, "1" and True all become "1"."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(int(value))
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return str(int(number)) if number.is_integer() else repr(number)
+    return model_io.label_key(value)
 
 
 def predicted_classes(task: str, predictions: np.ndarray) -> np.ndarray:

@@ -136,18 +136,8 @@ def _reference(production: Production, frame) -> None:
 def class_indices(values, classes: list) -> np.ndarray:
     """Index of each value in ``classes``; 1, 1.0, "1" and True are one class (KFP and CSV
     spell classes differently); -1 for a value that is not a class."""
-    lookup = {_key(c): i for i, c in enumerate(classes)}
-    return np.array([lookup.get(_key(v), -1) for v in values], dtype=np.int64)
-
-
-def _key(value) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return str(int(value))
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return str(int(number)) if number.is_integer() else repr(number)
+    lookup = {model_io.label_key(c): i for i, c in enumerate(classes)}
+    return np.array([lookup.get(model_io.label_key(v), -1) for v in values], dtype=np.int64)
 
 
 def _read(reader, uri: str, production: Production, what: str):

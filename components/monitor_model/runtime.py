@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components import interface, prediction_log, registry, tfdv_io, uris, verdict
+from components import interface, model_io, prediction_log, registry, tfdv_io, uris, verdict
 from components.monitor_model import _measures, _production, _report
 from components.verdict import FAIL, PASS, WARN
 
@@ -539,8 +539,6 @@ def _labels(production, served, a):
     """
     if not a["labels_uri"]:
         return None, None
-    from components import model_io
-
     labels = model_io.read_frame(a["labels_uri"])
     label, key = a["label"] or production.label, a["join_key"]
     for column, what in ((key, "join_key"), (label, "label")):
@@ -559,8 +557,8 @@ def _labels(production, served, a):
     labels = labels[labels[label].notna()].drop_duplicates(keys, keep="last")  # a corrected label wins
     left = served[keys].copy()
     for column in keys:  # one spelling for the key: CSV reads ids as numbers, JSON logs as strings
-        left[column] = left[column].map(_production._key)
-        labels[column] = labels[column].map(_production._key)
+        left[column] = left[column].map(model_io.label_key)
+        labels[column] = labels[column].map(model_io.label_key)
     joined = left.merge(labels[[*keys, label]], on=keys, how="left")
     mask = joined[label].notna().to_numpy()
     values = joined.loc[mask, label]

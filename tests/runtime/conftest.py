@@ -107,3 +107,30 @@ def s3_env(s3_server, monkeypatch, request):
     bucket = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-")
     boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket=bucket)
     yield bucket
+
+
+@pytest.fixture(scope="module")
+def scorer_dir(tmp_path_factory):
+    """A small SavedModel that follows the train_model contract (saved_models.build)."""
+    import saved_models
+
+    root = tmp_path_factory.mktemp("scorer")
+    saved_models.build(root, weight=1.0)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def scorer_dtypes(scorer_dir):
+    from components import model_io
+
+    return {name: dtype.name for name, dtype in model_io.serving_inputs(model_io.load(scorer_dir)).items()}
+
+
+@pytest.fixture(scope="module")
+def scorer_server(scorer_dir, tmp_path_factory):
+    """The real local model server on scorer_dir, named "churn"."""
+    from components.deploy_model import _local
+
+    log = tmp_path_factory.mktemp("logs") / "server.log"
+    with _local.LocalServer(scorer_dir, "churn", 120, str(log)) as local:
+        yield local

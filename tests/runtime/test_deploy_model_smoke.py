@@ -15,28 +15,27 @@ import urllib.request
 import numpy as np
 import pandas as pd
 import pytest
-import saved_models
 from fake_kube import FakeKube
 from relay import Relay
 
 from components import model_io
-from components.deploy_model import _local, _smoke, runtime
+from components.deploy_model import _smoke, runtime
 from components.make_demo_data import runtime as demo
 
 NAME, NS, URI = "churn", "models", "gs://models/churn/a"
 FLOAT_MAX_INT = (1 << 24) - 1  # the largest JSON integer TF Serving takes for a float input
 
 
-def tf_serving_refusal(body: dict, dtypes: dict[str, str]) -> str:
+def tf_serving_refusal(body: dict, scorer_dtypes: dict[str, str]) -> str:
     """Why TF Serving's JSON parser would refuse a row-format predict body ("" if it would not)."""
     rows = body.get("instances")
     if not isinstance(rows, list) or not rows:
         return "'instances' must be a non-empty list"
     for i, row in enumerate(rows):
-        if not isinstance(row, dict) or set(row) != set(dtypes):
-            return f"instance {i} must have exactly the keys {sorted(dtypes)}"
+        if not isinstance(row, dict) or set(row) != set(scorer_dtypes):
+            return f"instance {i} must have exactly the keys {sorted(scorer_dtypes)}"
         for name, value in row.items():
-            dtype = dtypes[name]
+            dtype = scorer_dtypes[name]
             if value is None:
                 return f"instance {i} key {name}: JSON Value: null Type: Null is not of expected type {dtype}"
             if isinstance(value, bool):
@@ -57,7 +56,7 @@ class TfServingGate(Relay):
     """A front for a local model server that answers as TF Serving would for bodies TF Serving
     refuses, forwards the rest, and records every predict body."""
 
-    def __init__(self, upstream: str, dtypes: dict[str, str]):
+    def __init__(self, upstream: str, scorer_dtypes: dict[str, str]):
         self.bodies: list[bytes] = []
         self.refusals: list[str] = []
 
@@ -68,7 +67,7 @@ class TfServingGate(Relay):
             try:
                 # Python's json, like TF Serving's RapidJSON with kParseNanAndInfFlag, reads
                 # NaN and Infinity as numbers.
-                refusal = tf_serving_refusal(json.loads(body), dtypes)
+                refusal = tf_serving_refusal(json.loads(body), scorer_dtypes)
             except ValueError as exc:
                 refusal = f"JSON Parse error: {exc}"
             if not refusal:
@@ -83,28 +82,9 @@ class TfServingGate(Relay):
         return [v for body in self.bodies for row in json.loads(body)["instances"] for v in row.values()]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("model")
-    saved_models.build(root, weight=1.0)
-    return str(root)
-
-
-@pytest.fixture(scope="module")
-def dtypes(model_dir):
-    return {name: dtype.name for name, dtype in model_io.serving_inputs(model_io.load(model_dir)).items()}
-
-
-@pytest.fixture(scope="module")
-def server(model_dir, tmp_path_factory):
-    log = tmp_path_factory.mktemp("logs") / "server.log"
-    with _local.LocalServer(model_dir, NAME, 120, str(log)) as local:
-        yield local
-
-
 @pytest.fixture
-def gate(server, dtypes):
-    with TfServingGate(server.url, dtypes) as front:
+def gate(scorer_server, scorer_dtypes):
+    with TfServingGate(scorer_server.url, scorer_dtypes) as front:
         yield front
 
 
@@ -118,11 +98,11 @@ def eval_frame(rows: int = 12) -> pd.DataFrame:
     return frame
 
 
-def deploy(tmp_path, model_dir, eval_path, gate):
+def deploy(tmp_path, scorer_dir, eval_path, gate):
     with FakeKube({URI: gate.url}, ready_after=1) as cluster:
         out = tmp_path / "out"
         healthy, _ = runtime.run(
-            model_dir=model_dir,
+            model_dir=scorer_dir,
             model_uri=URI,
             storage_uri=URI,
             eval_data_path=str(eval_path),
@@ -138,9 +118,9 @@ def deploy(tmp_path, model_dir, eval_path, gate):
     return healthy, (out / "report.md").read_text()
 
 
-def test_the_gate_refuses_what_tf_serving_refuses(gate, dtypes):
+def test_the_gate_refuses_what_tf_serving_refuses(gate, scorer_dtypes):
     """The gate is strict: null, 3.0 for an int64 input and a number for a string are refused."""
-    row = _smoke.instances(eval_frame(1)[list(dtypes)], dtypes)[0]
+    row = _smoke.instances(eval_frame(1)[list(scorer_dtypes)], scorer_dtypes)[0]
     for bad in ({"total_charges": None}, {"contract_type": 1.0}, {"plan": 3}, {"contract_type": None}):
         body = json.dumps({"instances": [{**row, **bad}]}).encode()
         request = urllib.request.Request(f"{gate.url}/v1/models/{NAME}:predict", data=body, method="POST")
@@ -149,11 +129,11 @@ def test_the_gate_refuses_what_tf_serving_refuses(gate, dtypes):
         assert refused.value.code == 400 and "not of expected type" in refused.value.read().decode()
 
 
-def test_kserve_smoke_requests_carry_no_null(tmp_path, model_dir, gate):
+def test_kserve_smoke_requests_carry_no_null(tmp_path, scorer_dir, gate):
     frame = eval_frame()
     eval_path = demo.write(frame, tmp_path / "eval.parquet")
 
-    healthy, report = deploy(tmp_path, model_dir, eval_path, gate)
+    healthy, report = deploy(tmp_path, scorer_dir, eval_path, gate)
 
     assert gate.refusals == [] and healthy, report
     assert gate.bodies and all(b"null" not in body for body in gate.bodies)
@@ -164,13 +144,13 @@ def test_kserve_smoke_requests_carry_no_null(tmp_path, model_dir, gate):
     assert b"NaN" in gate.bodies[0]
 
 
-def test_missing_values_of_every_dtype_pass_tf_serving_and_match_offline(gate, model_dir, dtypes):
-    frame = eval_frame()[list(dtypes)]
+def test_missing_values_of_every_dtype_pass_tf_serving_and_match_offline(gate, scorer_dir, scorer_dtypes):
+    frame = eval_frame()[list(scorer_dtypes)]
     frame["contract_type"] = frame["contract_type"].astype("float64")
     frame.loc[3, "contract_type"] = np.nan  # an int-coded column with a gap reads as float
-    offline = model_io.predict(model_dir, frame)
+    offline = model_io.predict(scorer_dir, frame)
 
-    result = _smoke.smoke(gate.url, NAME, frame, offline, 1e-5, protocol="v1", dtypes=dtypes)
+    result = _smoke.smoke(gate.url, NAME, frame, offline, 1e-5, protocol="v1", dtypes=scorer_dtypes)
 
     assert result.ok, result.reason
     assert gate.refusals == []
@@ -178,12 +158,12 @@ def test_missing_values_of_every_dtype_pass_tf_serving_and_match_offline(gate, m
     assert row["contract_type"] == model_io.MISSING_INT and isinstance(row["contract_type"], int)
 
 
-def test_kserve_smoke_sends_a_missing_integer_code_as_minus_one(tmp_path, model_dir, gate):
+def test_kserve_smoke_sends_a_missing_integer_code_as_minus_one(tmp_path, scorer_dir, gate):
     frame = eval_frame()
     frame["contract_type"] = frame["contract_type"].astype("float64")
     frame.loc[3, "contract_type"] = np.nan
     eval_path = demo.write(frame, tmp_path / "eval.parquet")
 
-    healthy, report = deploy(tmp_path, model_dir, eval_path, gate)
+    healthy, report = deploy(tmp_path, scorer_dir, eval_path, gate)
 
     assert gate.refusals == [] and healthy, report

@@ -6,11 +6,9 @@ import urllib.request
 
 import numpy as np
 import pytest
-import saved_models
 import tritonclient.http as triton
 
 from components import model_io
-from components.deploy_model import _local
 from components.make_demo_data import runtime as demo
 
 NAME = "churn"
@@ -18,34 +16,15 @@ V2_TYPES = {"float32": "FP32", "int64": "INT64", "string": "BYTES"}
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("model")
-    saved_models.build(root, weight=1.3)
-    return str(root)
-
-
-@pytest.fixture(scope="module")
-def dtypes(model_dir):
-    return {name: dtype.name for name, dtype in model_io.serving_inputs(model_io.load(model_dir)).items()}
-
-
-@pytest.fixture(scope="module")
-def server(model_dir, tmp_path_factory):
-    log = tmp_path_factory.mktemp("logs") / "server.log"
-    with _local.LocalServer(model_dir, NAME, 120, str(log)) as local:
-        yield local
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with triton.InferenceServerClient(url=server.url.removeprefix("http://")) as c:
+def client(scorer_server):
+    with triton.InferenceServerClient(url=scorer_server.url.removeprefix("http://")) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def frame(dtypes):
+def frame(scorer_dtypes):
     """Demo rows with a missing value of every dtype."""
-    rows = demo.generate(16, seed=5)[list(dtypes)]
+    rows = demo.generate(16, seed=5)[list(scorer_dtypes)]
     rows["contract_type"] = rows["contract_type"].astype("float64")
     rows.loc[0, "total_charges"] = np.nan
     rows.loc[1, "plan"] = None
@@ -53,12 +32,12 @@ def frame(dtypes):
     return rows.reset_index(drop=True)
 
 
-def test_metadata_lists_every_input_and_output_with_datatype_and_shape(client, dtypes):
+def test_metadata_lists_every_input_and_output_with_datatype_and_shape(client, scorer_dtypes):
     metadata = client.get_model_metadata(NAME)
 
     assert metadata["name"] == NAME
     assert {i["name"]: (i["datatype"], i["shape"]) for i in metadata["inputs"]} == {
-        name: (V2_TYPES[dtype], [-1]) for name, dtype in dtypes.items()
+        name: (V2_TYPES[dtype], [-1]) for name, dtype in scorer_dtypes.items()
     }
     assert metadata["outputs"] == [{"name": model_io.OUTPUT_KEY, "datatype": "FP32", "shape": [-1]}]
 
@@ -78,7 +57,7 @@ def triton_inputs(metadata: dict, frame, binary: bool) -> list:
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json-tensors", "binary-tensors"])
-def test_inference_matches_the_offline_predictions(client, model_dir, frame, binary):
+def test_inference_matches_the_offline_predictions(client, scorer_dir, frame, binary):
     metadata = client.get_model_metadata(NAME)
     outputs = [triton.InferRequestedOutput(model_io.OUTPUT_KEY, binary_data=binary)]
 
@@ -86,7 +65,7 @@ def test_inference_matches_the_offline_predictions(client, model_dir, frame, bin
 
     served = result.as_numpy(model_io.OUTPUT_KEY)
     assert served is not None and served.shape == (len(frame),)
-    np.testing.assert_allclose(served, model_io.predict(model_dir, frame), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(served, model_io.predict(scorer_dir, frame), atol=1e-5, rtol=0)
 
 
 def post(url: str, body: bytes) -> dict:
@@ -96,7 +75,7 @@ def post(url: str, body: bytes) -> dict:
         return json.loads(response.read())
 
 
-def test_v1_takes_missing_values_as_tf_serving_does(server, model_dir, frame):
+def test_v1_takes_missing_values_as_tf_serving_does(scorer_server, scorer_dir, frame):
     """NaN (the bare token), "" and -1: the format the README documents for both servers."""
     rows = []
     for record in frame.to_dict("records"):
@@ -109,15 +88,15 @@ def test_v1_takes_missing_values_as_tf_serving_does(server, model_dir, frame):
     body = json.dumps({"instances": rows}, allow_nan=True).encode()
     assert b"NaN" in body and b"null" not in body
 
-    answer = post(f"{server.url}/v1/models/{NAME}:predict", body)
+    answer = post(f"{scorer_server.url}/v1/models/{NAME}:predict", body)
 
-    np.testing.assert_allclose(answer["predictions"], model_io.predict(model_dir, frame), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(answer["predictions"], model_io.predict(scorer_dir, frame), atol=1e-5, rtol=0)
 
 
-def test_v1_still_reads_null_as_missing(server, model_dir, frame):
+def test_v1_still_reads_null_as_missing(scorer_server, scorer_dir, frame):
     body = json.dumps({"instances": [{**frame.iloc[0].to_dict(), "total_charges": None}]}).encode()
 
-    answer = post(f"{server.url}/v1/models/{NAME}:predict", body)
+    answer = post(f"{scorer_server.url}/v1/models/{NAME}:predict", body)
 
-    expected = model_io.predict(model_dir, frame.iloc[[0]].assign(total_charges=np.nan))
+    expected = model_io.predict(scorer_dir, frame.iloc[[0]].assign(total_charges=np.nan))
     np.testing.assert_allclose(answer["predictions"], expected, atol=1e-5, rtol=0)
