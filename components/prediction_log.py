@@ -71,7 +71,8 @@ class Writer:
     """Appends records to hourly JSON-lines files under ``log_dir`` (a local folder).
 
     One file per writer process and hour, so several server workers never interleave lines;
-    each line is flushed when written, so a killed server loses at most the line in flight.
+    each line is flushed when written, so a killed server loses at most the line in flight; a
+    file or folder removed under it (rotation, cleanup) is created again.
     """
 
     def __init__(self, log_dir: str):
@@ -96,12 +97,16 @@ class Writer:
             self._hour = (model, hour, self.path_for(model, datetime.fromisoformat(entry["time"])))
         path = self._hour[2]
         with self._lock:
-            if path != self._path:
+            if path != self._path or self._deleted():
                 self.close()
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 self._file, self._path = open(path, "a", encoding="utf-8"), path  # noqa: SIM115
             self._file.write(line)
             self._file.flush()
+
+    def _deleted(self) -> bool:
+        """The open file was removed (a cleanup or rotation job): write a new one, not into it."""
+        return self._file is not None and os.fstat(self._file.fileno()).st_nlink == 0
 
     def close(self) -> None:
         if self._file is not None:

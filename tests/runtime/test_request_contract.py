@@ -163,3 +163,16 @@ def test_v2_requests_are_flagged_too(served, frame):
     assert flags[1] == []
     logged = prediction_log.read(logs, NAME)
     assert list(logged[logged["request_id"] == "v2-req"]["flagged"]) == [True, False]
+
+
+def test_the_log_writer_survives_its_folder_being_removed(tmp_path):
+    """Rotation or cleanup may delete the log folder under a running server: the next record
+    goes to a new file, not into the deleted one."""
+    import shutil
+
+    writer = prediction_log.Writer(str(tmp_path))
+    entry = prediction_log.record(request_id="a", model=NAME, version="1", inputs=[{"x": 1}], outputs=[0.5])
+    writer.write(entry)
+    shutil.rmtree(tmp_path / NAME)
+    writer.write({**entry, "id": "b"})
+    assert list(prediction_log.read(str(tmp_path), NAME)["request_id"]) == ["b"]

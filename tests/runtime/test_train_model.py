@@ -423,3 +423,21 @@ def test_the_model_carries_its_request_contract(binary):
     assert "north" in features["region"]["categories"]
     # the same model still loads and serves: TF Serving ignores assets.extra
     assert model_io.load(str(out / "model")) is not None
+
+
+def test_served_predictions_are_the_evaluation_paths(binary, tmp_path):
+    """Feature consistency: the held-out rows through the evaluation path (model_io.predict on
+    the frame) and through the served HTTP path (the model server, v1, with the request check)
+    give the same predictions; missing values included."""
+    from components.deploy_model import _local, _smoke
+
+    out, _ = binary
+    model_dir = str(out / "model")
+    loaded = model_io.load(model_dir)
+    inputs = model_io.serving_inputs(loaded)
+    frame = pd.read_parquet(out / "eval.parquet")[list(inputs)].head(200).reset_index(drop=True)
+    frame.loc[::7, "total_charges"] = np.nan  # a missing value every few rows
+    dtypes = {name: dtype.name for name, dtype in inputs.items()}
+    with _local.LocalServer(model_dir, "churn", 120, str(tmp_path / "server.log")) as server:
+        served = _smoke.predict_v1(server.url, "churn", frame, dtypes)
+    np.testing.assert_allclose(served, model_io.predict(loaded, frame), rtol=0, atol=1e-6)
