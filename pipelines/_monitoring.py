@@ -3,7 +3,7 @@ what differs between Kubeflow and Vertex AI).
 
 It judges the model in production from a window of its prediction logs (``monitor_model``:
 skew, prediction drift, live or estimated performance, errors, latency, flagged requests) and,
-when serving says so (``action == "retrain"``), runs the gated training steps on fresh data:
+when serving says so (its output is ``"retrain"``), runs the gated training steps on fresh data:
 the same steps and gates as the training pipeline, so a retrained model still has to be
 blessed against production before it replaces it. The monitor's verdict is recorded with the
 run, so the summary (and its webhook post) says why it retrained, or why the model is unhealthy
@@ -133,7 +133,9 @@ def build(platform: str):
             )
             live(monitor, pod_settings, mlflow_secret=True, minio=True)  # the logs grow every hour
             record_gate(monitor.outputs["verdict"], "model-is-healthy", pod_settings)
-            with dsl.If(monitor.outputs["action"] == "retrain", name="serving-says-retrain"):
+            # One return value, not a NamedTuple: kfp.local cannot resolve a named output in a
+            # condition, and the same spec must gate alike locally and on the cluster.
+            with dsl.If(monitor.outputs["Output"] == "retrain", name="serving-says-retrain"):
                 baseline = resolve_baseline(
                     mlflow_tracking_uri=mlflow_tracking_uri, registered_model_name=registered_model_name
                 )

@@ -1,7 +1,5 @@
 """KFP interface of monitor_model."""
 
-from typing import NamedTuple
-
 from kfp import dsl
 from kfp.dsl import Artifact, Markdown, Metrics, Output
 
@@ -33,7 +31,7 @@ def monitor_model(
     max_latency_p95_ms: float = 250.0,
     max_flagged_share: float = 0.05,
     min_rows: int = 100,
-) -> NamedTuple("Health", healthy=bool, action=str):
+) -> str:
     """Judges the model in production from a window of its prediction logs: model-is-healthy.
 
     Measures, for the window's served rows: training/serving skew of every feature (TFDV, vs
@@ -89,13 +87,12 @@ def monitor_model(
         min_rows: Served rows below which the window is too small to judge (a failed check).
 
     Returns:
-        healthy: True when no check failed: the model-is-healthy gate for dsl.If.
-        action: "retrain" (skew, prediction drift or performance past a threshold), "alert"
-            (unhealthy for serving reasons only: errors, latency, flags, too little traffic)
-            or "none".
+        What serving says to do, the condition for dsl.If: "retrain" (skew, prediction drift or
+        performance past a threshold), "alert" (unhealthy for serving reasons only: errors,
+        latency, flags, too little traffic) or "none" (healthy). The verdict artifact's
+        metadata carries healthy (no check failed) and the summary.
     """
     import logging
-    from collections import namedtuple
 
     from components import interface
     from components.monitor_model import runtime
@@ -113,4 +110,4 @@ def monitor_model(
         log_metric=metrics.log_metric,
     )
     verdict.metadata.update({"healthy": result.healthy, "action": result.action, "summary": result.summary})
-    return namedtuple("Health", ["healthy", "action"])(result.healthy, result.action)
+    return result.action

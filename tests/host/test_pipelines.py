@@ -135,7 +135,7 @@ def test_monitoring_retrains_only_when_serving_says_so(name):
     assert monitor["cachingOptions"] == {}  # the logs grow: never a cache hit
     gate = next(t for t in tasks.values() if t["taskInfo"]["name"] == "serving-says-retrain")
     condition = gate["triggerPolicy"]["condition"]
-    assert "monitor-model-action" in condition and "'retrain'" in condition
+    assert "monitor-model-Output" in condition and "'retrain'" in condition
     branch = spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
     # the gated training steps of the training pipeline, data gate first
     assert {"resolve-baseline", "fingerprint-data", "validate-data"} <= set(branch)

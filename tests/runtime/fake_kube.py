@@ -40,7 +40,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from relay import Relay
+from relay import Relay, reply
 
 _CONFIG_MAP = "/api/v1/namespaces/kserve/configmaps/inferenceservice-config"
 _PATH = re.compile(
@@ -144,12 +144,7 @@ class FakeKube:
                         }
                     )
                     code, payload = fake.handle(self.command, self.path, self.headers, body)
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                reply(self, code, json.dumps(payload).encode())
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 

@@ -34,12 +34,7 @@ class Relay:
                 answer = intercept(self.command, path, body) if intercept else None
                 if answer is None:
                     answer = _forward(route(host, path), self.command, path, body, self.headers)
-                status, payload = answer
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                reply(self, *answer)
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _relay
 
@@ -53,6 +48,15 @@ class Relay:
     def __exit__(self, *exc_info) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def reply(handler: BaseHTTPRequestHandler, status: int, payload: bytes) -> None:
+    """Answers ``handler``'s request with a JSON body (every fake server here speaks JSON)."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
 
 
 def _forward(base: str, method: str, path: str, body: bytes | None, headers) -> tuple[int, bytes]:

@@ -430,20 +430,25 @@ def test_another_runs_fresh_canary_is_left_alone_and_a_stale_one_restored(
     assert full_traffic(view) == full_traffic(stable)
 
 
+def register_versions(models, tracking_uri: str, name: str, *keys: str, uris=None) -> list[str]:
+    """Registers models[key] for each key (in order) as versions of ``name``; their numbers."""
+    return [
+        register.run(
+            model_dir=models[key],
+            model_metadata={},
+            model_uri=(uris or {}).get(key, f"file://{models[key]}"),
+            registered_model_name=name,
+            mlflow_tracking_uri=tracking_uri,
+        )["version"]
+        for key in keys
+    ]
+
+
 def test_production_alias_moves_only_after_a_healthy_deployment(
     cluster, models, eval_path, tmp_path, mlflow_server
 ):
-    metadata = saved_models.build(tmp_path / "unused")  # metadata only
-    versions = [
-        register.run(
-            model_dir=models[m],
-            model_metadata=metadata,
-            model_uri=uri,
-            registered_model_name="churn-deploy",
-            mlflow_tracking_uri=mlflow_server,
-        )["version"]
-        for m, uri in (("a", URI_A), ("b", URI_B))
-    ]
+    uris = {"a": URI_A, "b": URI_B}
+    versions = register_versions(models, mlflow_server, "churn-deploy", "a", "b", uris=uris)
     alias = {"mlflow_tracking_uri": mlflow_server, "registered_model_name": "churn-deploy"}
 
     healthy, _, _ = deploy(
@@ -484,17 +489,7 @@ def test_serving_and_registry_disagreeing_is_said_and_reconciled(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast while MLflow is cut off
     with Switch(mlflow_server) as switch:
         name = "churn-disagree"
-        metadata = saved_models.build(tmp_path / "unused")
-        versions = [
-            register.run(
-                model_dir=models[m],
-                model_metadata=metadata,
-                model_uri=uri,
-                registered_model_name=name,
-                mlflow_tracking_uri=mlflow_server,
-            )["version"]
-            for m, uri in (("a", URI_A), ("b", URI_B))
-        ]
+        versions = register_versions(models, mlflow_server, name, "a", "b", uris={"a": URI_A, "b": URI_B})
         alias = {"mlflow_tracking_uri": switch.url, "registered_model_name": name}
         assert deploy(cluster, models, eval_path, tmp_path, "a", URI_A, model_version=versions[0], **alias)[0]
 
@@ -607,19 +602,8 @@ def persistent_server(tmp_path):
     serving.mkdir()
     port = _local.free_port()
     log = open(tmp_path / "persistent.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "components.model_server",
-            "--serving-dir",
-            str(serving),
-            "--http-port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    command = [sys.executable, "-m", "components.model_server", "--serving-dir", str(serving)]
+    proc = subprocess.Popen([*command, "--http-port", str(port)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(480):
@@ -719,24 +703,12 @@ def s3_mlflow(s3_env, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", os.environ["AWS_ENDPOINT_URL"])
     port = free_port()
     log = open(tmp_path / "mlflow.log", "w")
+    # A direct (not proxied) artifact root on the object store, as production servers run.
+    stores = ["--backend-store-uri", f"sqlite:///{tmp_path}/m.db"]
+    stores += ["--default-artifact-root", f"s3://{s3_env}/mlflow"]
+    address = ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path}/m.db",
-            "--default-artifact-root",
-            f"s3://{s3_env}/mlflow",
-            "--no-serve-artifacts",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
+        [sys.executable, "-m", "mlflow", "server", *stores, "--no-serve-artifacts", *address],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -810,16 +782,7 @@ def test_interleaved_deployments_newer_wins(models, eval_path, tmp_path, mlflow_
     arriving second is refused with the reason and touches nothing."""
     name = f"churn-race-{order.split()[0]}"
     serving = tmp_path / "serving"
-    production, older, newer = (
-        register.run(
-            model_dir=models[m],
-            model_metadata={},
-            model_uri=f"file://{models[m]}",
-            registered_model_name=name,
-            mlflow_tracking_uri=mlflow_server,
-        )["version"]
-        for m in ("a", "b", "b")
-    )
+    production, older, newer = register_versions(models, mlflow_server, name, "a", "b", "b")
     common = dict(
         local_serving_dir=str(serving), mlflow_tracking_uri=mlflow_server, registered_model_name=name
     )
@@ -850,16 +813,7 @@ def test_interleaved_deployments_newer_wins(models, eval_path, tmp_path, mlflow_
 def test_a_candidate_blessed_against_production_deploys(models, eval_path, tmp_path, mlflow_server):
     name = "churn-cas"
     serving = tmp_path / "serving"
-    first, second = (
-        register.run(
-            model_dir=models[m],
-            model_metadata={},
-            model_uri=f"file://{models[m]}",
-            registered_model_name=name,
-            mlflow_tracking_uri=mlflow_server,
-        )["version"]
-        for m in ("a", "b")
-    )
+    first, second = register_versions(models, mlflow_server, name, "a", "b")
     common = dict(
         local_serving_dir=str(serving), mlflow_tracking_uri=mlflow_server, registered_model_name=name
     )

@@ -16,6 +16,7 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from relay import reply
 
 from components.evaluate_model import runtime
 from components.make_demo_data import runtime as demo
@@ -390,12 +391,7 @@ def kubernetes_api(tmp_path, monkeypatch):
                 body = {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                         "reason": "NotFound", "code": 404,
                         "message": f'inferenceservices.serving.kserve.io "{name}" not found'}
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            reply(self, status, json.dumps(body).encode())
 
         def log_message(self, *args):
             pass
