@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((args.data.name, _stage_data(args.data, root)))
 
     serving_url = f"http://127.0.0.1:{args.serving_port}"
+    if local.runs_an_older_image(local.SERVING_CONTAINER):
+        logger.info("restarting the local model server on the current runtime image")
+        local.ensure_model_server(serving_dir, port=args.serving_port, name=local.SERVING_CONTAINER)
     results = []
     for title, data in runs:
         endpoint = serving_url if local.answers(f"{serving_url}/v2/health/ready") else ""
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("%s: %s in %.0f s", title, state, result.seconds)
         if (result.gate("deployment-is-healthy") or {}).get("passed") and not endpoint:
             # A running server was already told to reload by deploy_model; else start one.
-            local.ensure_model_server(serving_dir, port=args.serving_port)
+            local.ensure_model_server(serving_dir, port=args.serving_port, name=local.SERVING_CONTAINER)
         results.append((title, data, result))
 
     elapsed = time.monotonic() - started

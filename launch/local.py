@@ -221,6 +221,17 @@ def _start_container(name: str, command: list[str], mounts: list[Path], health_u
     return container
 
 
+def runs_an_older_image(name: str) -> bool:
+    """True when the container ``name`` exists but runs another build than ``images.RUNTIME``
+    now names (e.g. a server left by an earlier checkout: Docker restarts it with the daemon)."""
+    client = docker.from_env()
+    try:
+        container = client.containers.get(name)
+    except docker.errors.NotFound:
+        return False
+    return container.image.id != client.images.get(images.RUNTIME).id
+
+
 def stop_container(name: str) -> None:
     try:
         docker.from_env().containers.get(name).remove(force=True)
@@ -247,8 +258,11 @@ def ensure_mlflow(root: Path, port: int = 5000, name: str = "kfp-ct-mlflow") -> 
     return uri
 
 
+SERVING_CONTAINER = "kfp-ct-serving"  # the demo's long-lived local model server
+
+
 def ensure_model_server(
-    serving_dir: Path, port: int = 8080, name: str = "kfp-ct-serving", log_dir: Path | None = None
+    serving_dir: Path, port: int = 8080, name: str = SERVING_CONTAINER, log_dir: Path | None = None
 ) -> str:
     """A KServe model server serving every model deployed to ``serving_dir`` (deploy_model with
     target=local) on ``port``, logging every request to ``log_dir`` when given. Restarted so it
