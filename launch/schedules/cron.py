@@ -1,10 +1,19 @@
 """Cron expressions: the standard 5-field form of schedules.yaml, KFP's 6-field form (seconds
-first, robfig/cron) and Vertex AI's 5-field form with a ``TZ=`` prefix."""
+first, robfig/cron) and Vertex AI's 5-field form with a ``TZ=`` prefix.
+
+Parsing and range checks are cronsim's (the parser healthchecks.io runs, with Debian cron's
+semantics and no dependencies; croniter accepts backwards ranges such as ``30-10`` and Quartz
+``?``/``L`` without complaint, so it would not catch what we must refuse). What stays here is
+what cronsim cannot know: which forms KFP's robfig/cron and Vertex both read.
+"""
 
 from __future__ import annotations
 
+import datetime
 import re
 import zoneinfo
+
+import cronsim
 
 from launch.schedules import ScheduleError
 
@@ -22,28 +31,32 @@ MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-_MONTHS = {m: i for i, m in enumerate(
-    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1)}
-_DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
-# (name, low, high, names); day of week accepts 0-7 (0 and 7 are Sunday) on input.
+# (name in cronsim's messages, our name, what the field takes)
 _FIELDS = (
-    ("minute", 0, 59, None),
-    ("hour", 0, 23, None),
-    ("day of month", 1, 31, None),
-    ("month", 1, 12, _MONTHS),
-    ("day of week", 0, 7, _DAYS),
+    ("minute", "minute", "0-59"),
+    ("hour", "hour", "0-23"),
+    ("day-of-month", "day of month", "1-31 (a day the months given have)"),
+    ("month", "month", "1-12 or JAN-DEC"),
+    ("day-of-week", "day of week", "0-7 or SUN-SAT (0 and 7 are Sunday)"),
 )
+# Quartz extensions (cronsim reads some of them, robfig/cron v1 and Vertex do not).
+_QUARTZ = re.compile(r"[?LW#]")
+_NAMES = re.compile(r"JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT")
+_AS_WRITTEN = re.compile(r"^\*(/\d+)?$")
 
 
 def normalize_cron(expression: str) -> str:
     """Validates a standard 5-field cron and returns it in a form KFP and Vertex both read.
 
-    Macros (@daily, @hourly, ...) are expanded, month and weekday names become numbers, and
-    day-of-week 7 (Sunday) becomes 0, because KFP's parser (robfig/cron) only takes 0-6.
-    Everything else is kept as written.
+    Macros (@daily, @hourly, ...) are expanded. ``*`` and ``*/N`` stay as written; any other
+    field is written out from the parsed values as numbers (names become numbers, and
+    day-of-week 7 becomes 0, because KFP's parser, robfig/cron, only takes 0-6), so a field
+    that restricted the days still restricts them (cron combines day-of-month and day-of-week
+    differently when one of them starts with ``*``).
 
     Raises:
-        CronError: not 5 fields (6-field KFP input included), or a field out of range.
+        CronError: not 5 fields (6-field KFP input included), Quartz syntax, a time zone
+            prefix, or a field cronsim refuses (out of range, backwards range, bad step).
     """
     if not isinstance(expression, str) or not expression.strip():
         raise CronError(f"cron must be a non-empty string like '0 3 * * *', got {expression!r}")
@@ -68,60 +81,44 @@ def normalize_cron(expression: str) -> str:
             f"cron {expression!r} has {len(fields)} fields; expected 5 "
             "(minute hour day-of-month month day-of-week), e.g. '0 3 * * *'"
         )
-    pairs = zip(fields, _FIELDS, strict=True)
-    return " ".join(_normalize_field(value, *spec, expression=expression) for value, spec in pairs)
+    for value, (_, name, _) in zip(fields, _FIELDS, strict=True):
+        if _QUARTZ.search(_NAMES.sub("", value.upper())):
+            raise CronError(
+                f"cron {expression!r}: {name} field {value!r} is Quartz syntax ('?', 'L', 'W', "
+                "'#'), which KFP and Vertex do not read; use numbers, names, '*', ',', '-', '/'"
+            )
+    try:
+        parsed = cronsim.CronSim(text, datetime.datetime(2000, 1, 1))
+    except cronsim.CronSimError as exc:
+        raise _field_error(expression, fields, str(exc)) from exc
+    values = (parsed.minutes, parsed.hours, parsed.days, parsed.months,
+              {0 if day == 7 else day for day in parsed.weekdays})
+    return " ".join(
+        field if _AS_WRITTEN.match(field) else _render(sorted(parsed_values))
+        for field, parsed_values in zip(fields, values, strict=True)
+    )
 
 
-def _normalize_field(text, name, low, high, names, *, expression):
-    def fail(reason):
-        return CronError(f"cron {expression!r}: {name} field {text!r}: {reason}")
+def _field_error(expression: str, fields: list[str], message: str) -> CronError:
+    """cronsim says only "Bad <field>"; name the field's text and what it takes."""
+    for value, (cronsim_name, name, accepted) in zip(fields, _FIELDS, strict=True):
+        if message.lower().endswith(cronsim_name):
+            return CronError(
+                f"cron {expression!r}: {name} field {value!r} is invalid; it takes {accepted}, "
+                "'*', lists 'a,b', ranges 'low-high' (not backwards) and steps '/n' (n >= 1)"
+            )
+    return CronError(f"cron {expression!r}: {message}")
 
-    def number(token, *, range_end=False):
-        upper = token.upper()
-        if names and upper in names:
-            value = names[upper]
-            return 7 if range_end and names is _DAYS and value == 0 else value
-        if not token.isdigit():
-            if token in ("?", "L", "W") or "#" in token or upper.endswith(("L", "W")):
-                raise fail(f"{token!r} is not standard cron (Quartz syntax); use numbers, '*', ',', '-', '/'")
-            raise fail(f"{token!r} is not a number" + (" or a name" if names else ""))
-        value = int(token)
-        if not low <= value <= high:
-            raise fail(f"{value} is out of range {low}-{high}")
-        return value
 
-    out = []
-    for part in text.split(","):
-        if not part:
-            raise fail("empty list element")
-        base, slash, step_text = part.partition("/")
-        step = None
-        if slash:
-            if not step_text.isdigit() or int(step_text) < 1:
-                raise fail(f"step {step_text!r} must be a positive number")
-            step = int(step_text)
-        if base == "*":
-            out.append(part)
-            continue
-        if "-" in base:
-            first, _, last = base.partition("-")
-            start, end = number(first), number(last, range_end=True)
-            if start > end:
-                raise fail(f"range {base!r} runs backwards")
-        else:
-            if step is not None:
-                raise fail(f"a step needs a range or '*', e.g. '{base}-{high}/{step}' or '*/{step}'")
-            start = end = number(base)
-        values = list(range(start, end + 1, step or 1))
-        if names is _DAYS and 7 in values:
-            # Sunday as 7: list the days explicitly (0-6 only) rather than widening to '*',
-            # which would change how day-of-month and day-of-week combine.
-            out.extend(str(v) for v in sorted({0 if v == 7 else v for v in values}))
-        elif start == end:
-            out.append(str(start))
-        else:
-            out.append(f"{start}-{end}" + (f"/{step}" if step else ""))
-    return ",".join(dict.fromkeys(out))
+def _render(values: list[int]) -> str:
+    """Sorted values as a cron list, runs of three or more as ranges: [0,1,2,5] -> '0-2,5'."""
+    parts, start = [], 0
+    for index in range(1, len(values) + 1):
+        if index == len(values) or values[index] != values[index - 1] + 1:
+            run = values[start:index]
+            parts += [f"{run[0]}-{run[-1]}"] if len(run) >= 3 else [str(v) for v in run]
+            start = index
+    return ",".join(parts)
 
 
 def to_kfp_cron(expression: str) -> str:
