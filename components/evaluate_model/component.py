@@ -40,6 +40,7 @@ def evaluate_model(
     task: str = "auto",
     label: str = "",
     mlflow_experiment: str = "continuous-training",
+    record_dir: str = "",
 ) -> bool:
     """Evaluates a candidate model against thresholds and the production model: the model gate.
 
@@ -103,6 +104,8 @@ def evaluate_model(
             "multiclass" or "regression".
         label: Label column; empty takes it from the model metadata.
         mlflow_experiment: MLflow experiment of the evaluation run.
+        record_dir: When set, the verdict is also recorded there as gate model-is-blessed (the
+            run record folder the run summary reads), so no record_verdict task is needed.
 
     Returns:
         True when the model is blessed (no check failed): the model-is-blessed gate for dsl.If.
@@ -122,6 +125,7 @@ def evaluate_model(
         model_uri=model.uri,
         eval_data_path=eval_data.path if eval_data is not None else "",
         verdict_path=verdict.path,
+        verdict_uri=verdict.uri,
         report_path=report.path,
         predictions_path=predictions.path,
     )

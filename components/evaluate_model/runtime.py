@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components import interface, model_io, registry, tfdv_io
+from components import interface, model_io, registry, run_records, tfdv_io
 from components.evaluate_model import _baseline, _checks, _metrics, _probes, _report
 from components.evaluate_model._baseline import BaselineUnavailableError
 from components.verdict import WARN, Verdict
@@ -60,11 +60,12 @@ def run(
     model_metadata: dict | None = None,
     model_uri: str = "",
     predictions_path: str = "",
+    verdict_uri: str = "",
     eval_data_uri, thresholds, change_thresholds, baseline_source, baseline_model_uri, mlflow_tracking_uri,
     registered_model_name, baseline_alias, kserve_service, kserve_namespace, on_baseline_error,
     degenerate_min_std, max_latency_p95_ms, latency_calls, robustness_noise, robustness_min_agreement,
     robustness_tolerance, slice_columns, fairness_metric, fairness_max_gap, min_slice_rows, task, label,
-    mlflow_experiment,
+    mlflow_experiment, record_dir,
 ) -> dict:
     """Evaluates the candidate (and the baseline), writes the JSON verdict and the Markdown report.
 
@@ -82,6 +83,7 @@ def run(
         predictions_path: When given, the candidate's prediction for every evaluation row goes
             there as Parquet (the label, ``prediction``, and ``score`` for classifiers): the
             reference that live monitoring compares served predictions with.
+        verdict_uri: The verdict's URI, as the run record names it (default: verdict_path).
 
     Returns:
         ``{"blessed": bool, "summary": str, "metrics": {name: float} (candidate metrics and
@@ -143,6 +145,8 @@ def run(
     _write_text(verdict_path, verdict.to_json())
     _write_text(report_path, _report.markdown(verdict, candidate, baseline, slices))
     logger.info("%s", verdict.summary())
+    if record_dir:
+        run_records.record_verdict(record_dir, GATE, verdict_path, verdict_uri)
     return _result(verdict, flat, data, candidate_pred)
 
 
