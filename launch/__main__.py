@@ -159,6 +159,8 @@ def register_submit(subparsers) -> None:
     vertex.add_argument("--display-name", help="job display name (default: the pipeline name)")
     vertex.add_argument("--job-id", help="job id (default: <pipeline>-<timestamp>)")
     vertex.add_argument("--encryption-key", help="Cloud KMS key name for CMEK")
+    vertex.add_argument("--experiment", help="Vertex AI Experiment to associate the run with "
+                        "(created when missing; its parameters and metrics are compared there)")
     vertex.add_argument("--dry-run", action="store_true",
                         help="print the CreatePipelineJobRequest as JSON and send nothing")
     vertex.set_defaults(handler=_submit_vertex)
@@ -207,13 +209,18 @@ def _submit_vertex(args) -> int:
         display_name=args.display_name,
         job_id=args.job_id,
         encryption_key=args.encryption_key,
+        experiment=args.experiment,
         dry_run=args.dry_run,
     )
     if args.dry_run:
         _note("dry run: CreatePipelineJobRequest (not sent):")
         _print_json(result.request)
+        if result.experiment:
+            _note(f"then associated with Vertex AI Experiment {result.experiment!r} (metadata calls)")
         return 0
     print(f"pipeline job: {result.resource_name}")
+    if result.experiment:
+        print(f"experiment: {result.experiment}")
     print(f"console: {result.dashboard_url}")
     return 0
 

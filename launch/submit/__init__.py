@@ -26,10 +26,11 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CONTENT_TAG", "KfpRun", "PARAMETER_TYPES", "PIPELINES_DIR", "Parameter", "ParameterError",
     "PipelineSpecFile", "PipelineVersionRef", "SpecError", "VertexSpecError", "VertexSubmission",
-    "available_specs", "build_pipeline_job", "check_labels", "check_vertex_compatible",
+    "available_specs", "build_pipeline_job", "check_experiment", "check_labels", "check_vertex_compatible",
     "check_vertex_options", "coerce_parameters", "default_version_name", "ensure_pipeline_version",
     "find_experiment", "find_pipeline_id", "find_pipeline_version", "kfp_client", "list_all",
-    "load_spec", "message_to_json", "parse_cli_parameters", "pipeline_job_request", "resolve_spec",
+    "load_spec", "location_path", "message_to_json", "parse_cli_parameters", "pipeline_job_request",
+    "resolve_spec",
     "submit_kfp", "submit_vertex", "vertex_accelerator_types", "vertex_credentials",
 ]
 
@@ -333,9 +334,11 @@ from launch.submit.kfp import (  # noqa: E402
 from launch.submit.vertex import (  # noqa: E402
     VertexSubmission,
     build_pipeline_job,
+    check_experiment,
     check_labels,
     check_vertex_compatible,
     check_vertex_options,
+    location_path,
     message_to_json,
     pipeline_job_request,
     submit_vertex,

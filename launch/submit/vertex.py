@@ -128,6 +128,25 @@ def check_labels(labels: Mapping[str, str]) -> None:
             )
 
 
+_EXPERIMENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
+
+
+def check_experiment(experiment: str | None) -> None:
+    """Vertex AI Experiment names are metadata context ids; the SDK sends them unchecked."""
+    if experiment is not None and not _EXPERIMENT.match(experiment):
+        raise VertexSpecError(
+            f"Vertex AI experiment names use lowercase letters, digits and '-' (start with a letter "
+            f"or digit, max 128), got {experiment!r}"
+        )
+
+
+def location_path(project: str, region: str) -> str:
+    """``projects/<project>/locations/<region>``, the parent of every Vertex resource here."""
+    from google.cloud.aiplatform_v1.services.pipeline_service import PipelineServiceClient
+
+    return PipelineServiceClient.common_location_path(project, region)
+
+
 def vertex_credentials(credentials=None, *, offline: bool = False):
     """Injected credentials, else anonymous ones for offline work, else google.auth.default()."""
     if credentials is not None:
@@ -194,12 +213,15 @@ def pipeline_job_request(job, *, service_account: str | None = None, network: st
     """
     from google.cloud.aiplatform.compat.types import pipeline_service
 
+    # An unsent job has no public view of its resource (``job.gca_resource`` raises until the
+    # job has a name), so the request is read from ``_gca_resource``, which submit() sends.
+    resource = job._gca_resource
     if service_account:
-        job._gca_resource.service_account = service_account
+        resource.service_account = service_account
     if network:
-        job._gca_resource.network = network
+        resource.network = network
     request = pipeline_service.CreatePipelineJobRequest(
-        parent=job._parent, pipeline_job=job._gca_resource, pipeline_job_id=job.job_id
+        parent=location_path(job.project, job.location), pipeline_job=resource, pipeline_job_id=job.job_id
     )
     return message_to_json(request)
 
@@ -209,6 +231,7 @@ class VertexSubmission:
     request: dict
     resource_name: str | None
     dashboard_url: str | None
+    experiment: str | None = None  # the Vertex AI Experiment the run is (to be) associated with
 
 
 def submit_vertex(
@@ -225,17 +248,24 @@ def submit_vertex(
     display_name: str | None = None,
     job_id: str | None = None,
     encryption_key: str | None = None,
+    experiment: str | None = None,
     credentials=None,
     dry_run: bool = False,
     pipelines_dir: Path = PIPELINES_DIR,
 ) -> VertexSubmission:
-    """Builds the PipelineJob, returns its create request, and submits it unless ``dry_run``."""
+    """Builds the PipelineJob, returns its create request, and submits it unless ``dry_run``.
+
+    With ``experiment``, the SDK gets or creates that Vertex AI Experiment before creating the
+    job and then associates the run with it (``PipelineJob.submit(experiment=...)``: metadata
+    calls, not part of the create request, so a dry run only names it).
+    """
     spec = load_spec(resolve_spec(spec_ref, pipelines_dir))
     pipeline_root = pipeline_root or spec.documents[0].get("defaultPipelineRoot")
     check_vertex_options(
         project=project, region=region, pipeline_root=pipeline_root,
         service_account=service_account, network=network,
     )
+    check_experiment(experiment)
     job = build_pipeline_job(
         spec,
         project=project,
@@ -251,6 +281,8 @@ def submit_vertex(
     )
     request = pipeline_job_request(job, service_account=service_account, network=network)
     if dry_run:
-        return VertexSubmission(request, None, None)
-    job.submit(service_account=service_account, network=network)
-    return VertexSubmission(request, job.resource_name, job._dashboard_uri())
+        return VertexSubmission(request, None, None, experiment)
+    job.submit(service_account=service_account, network=network, experiment=experiment)
+    # The console link: no public API composes it (PipelineJob._dashboard_uri is what the SDK
+    # itself logs after submit), and writing the URL format here would be a second copy.
+    return VertexSubmission(request, job.resource_name, job._dashboard_uri(), experiment)

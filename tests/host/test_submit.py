@@ -408,3 +408,56 @@ def test_cli_submit_vertex_without_a_gs_root_fails_clearly(capsys):
                      "--dry-run"])
     assert code == 1
     assert "gs://bucket/path" in capsys.readouterr().err
+
+
+def test_vertex_submit_with_an_experiment_creates_it_and_associates_the_run(vertex_server, capsys):
+    spec = submit.load_spec(submit.available_specs()[SINGLE_DOCUMENT[0]])
+    options = dict(project=PROJECT, region=REGION, pipeline_root=ROOT, job_id="with-exp-1",
+                   parameters=tiny_specs.sample_arguments(spec)[0], credentials=AnonymousCredentials())
+    result = submit.submit_vertex(SINGLE_DOCUMENT[0], experiment="churn-nightly", **options)
+
+    store = f"projects/{PROJECT}/locations/{REGION}/metadataStores/default"
+    (created,) = vertex_server.calls("POST", "/metadataStores/default/contexts$")
+    assert created.param("contextId") == "churn-nightly"
+    assert created.body["schemaTitle"] == "system.Experiment"
+    (associate,) = vertex_server.calls("POST", ":addContextChildren$")
+    assert associate.path == f"/v1/{store}/contexts/churn-nightly:addContextChildren"
+    assert associate.body == {"childContexts": [f"{store}/contexts/with-exp-1"]}
+    assert vertex_server.experiment_runs("churn-nightly") == ["with-exp-1"]
+    assert result.experiment == "churn-nightly"
+
+    # A second run joins the existing experiment (no second create).
+    vertex_server.clear()
+    options["job_id"] = "with-exp-2"
+    submit.submit_vertex(SINGLE_DOCUMENT[0], experiment="churn-nightly", **options)
+    assert vertex_server.calls("POST", "/contexts$") == []
+    assert vertex_server.experiment_runs("churn-nightly") == ["with-exp-1", "with-exp-2"]
+
+
+@pytest.mark.parametrize("name", ["Churn", "churn_nightly", "-churn", "x" * 129])
+def test_vertex_experiment_names_are_checked_before_anything_is_sent(vertex_server, name):
+    with pytest.raises(submit.VertexSpecError, match=f"experiment names use lowercase.*got '{name}'"):
+        vertex_request(SINGLE_DOCUMENT[0], experiment=name, dry_run=False)
+    assert vertex_server.requests == []
+
+
+def test_cli_submit_vertex_dry_run_names_the_experiment(capsys):
+    code = cli.main(["submit", "vertex", SINGLE_DOCUMENT[0], "--project", PROJECT, "--region", REGION,
+                     "--pipeline-root", ROOT, "--experiment", "churn-nightly", "--dry-run"])
+    assert code == 0
+    assert "then associated with Vertex AI Experiment 'churn-nightly'" in capsys.readouterr().err
+
+
+def test_the_fake_vertex_refuses_a_misspelt_field_like_the_real_api(vertex_server):
+    """The SDK cannot send a wrong name; a hand-written body can, and the fake must refuse it."""
+    import requests
+
+    url = f"{vertex_server.url}/v1/{submit.location_path(PROJECT, REGION)}/schedules"
+    body = {"displayName": "s", "cron": "0 3 * * *", "maxRunCount": "2",
+            "createPipelineJobRequest": {"pipelineJob": {"displayName": "j"}}}
+    assert requests.post(url, json=body, timeout=10).status_code == 200
+    for wrong in ({"maxRunCounts": "2"}, {"allowQueuing": True}, {"startTime": "tomorrow"}):
+        reply = requests.post(url, json={**body, **wrong}, timeout=10)
+        assert reply.status_code == 400 and "Invalid JSON payload" in reply.text, wrong
+    nested = {**body, "createPipelineJobRequest": {"pipelineJob": {"experiment": "x"}}}
+    assert requests.post(url, json=nested, timeout=10).status_code == 400
