@@ -15,6 +15,7 @@ except ImportError:  # runtime modules used without kfp
     _dsl = None
 
 __all__ = [
+    "check_data",
     "compute_statistics",
     "deploy_model",
     "evaluate_model",
@@ -25,12 +26,14 @@ __all__ = [
     "record_verdict",
     "register_model",
     "resolve_baseline",
+    "resolve_inputs",
     "summarize_run",
     "train_model",
     "validate_data",
 ]
 
 if _dsl is not None and hasattr(_dsl, "component"):
+    from components.check_data.component import check_data
     from components.compute_statistics.component import compute_statistics
     from components.deploy_model.component import deploy_model
     from components.evaluate_model.component import evaluate_model
@@ -41,6 +44,7 @@ if _dsl is not None and hasattr(_dsl, "component"):
     from components.record_verdict.component import record_verdict
     from components.register_model.component import register_model
     from components.resolve_baseline.component import resolve_baseline
+    from components.resolve_inputs.component import resolve_inputs
     from components.summarize_run.component import summarize_run
     from components.train_model.component import train_model
     from components.validate_data.component import validate_data
