@@ -15,7 +15,7 @@ The model contract (``train_model`` writes it):
   ``[None, n_classes]`` in the metadata's ``classes`` order; regression -> value ``[None]``.
 
 Public API (stable): ``read_frame``, ``load``, ``predict``; helpers ``version_dir``,
-``serving_inputs``, ``to_tensors``.
+``serving_inputs``, ``to_tensors``, ``feature_arrays``, ``column_values``.
 """
 
 from __future__ import annotations
@@ -146,30 +146,60 @@ def serving_inputs(loaded) -> dict[str, Any]:
     return {name: spec.dtype for name, spec in kwargs.items()}
 
 
-def to_tensors(df: pd.DataFrame, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Builds the signature's input tensors from raw DataFrame columns.
+def to_tensors(data, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Builds the signature's input tensors from raw feature values.
 
-    Missing values become NaN (float), ``""`` (string) or ``MISSING_INT`` (int); columns the
-    signature does not name are ignored.
+    Args:
+        data: A DataFrame, or ``{feature: values}`` (lists or arrays, e.g. a request's
+            columns); columns the signature does not name are ignored.
+        inputs: ``serving_inputs`` of the model.
+
+    Missing values become NaN (float), ``""`` (string) or ``MISSING_INT`` (int).
 
     Raises:
-        FeatureMismatchError: naming the features the frame lacks.
+        FeatureMismatchError: naming the features the data lacks.
     """
     import tensorflow as tf
 
-    missing = sorted(set(inputs) - set(df.columns))
+    return {name: tf.constant(values) for name, values in feature_arrays(data, inputs).items()}
+
+
+def feature_arrays(data, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+    """``{feature: numpy array}`` as the signature expects them (see ``to_tensors``).
+
+    Raises:
+        FeatureMismatchError: naming the features the data lacks.
+    """
+    available = data.columns if isinstance(data, pd.DataFrame) else data.keys()
+    missing = sorted(set(inputs) - set(available))
     if missing:
         raise FeatureMismatchError(
-            f"the model needs features {missing} which the data does not have (columns: {list(df.columns)})"
+            f"the model needs features {missing} which the data does not have (columns: {list(available)})"
         )
-    tensors = {}
-    for name, dtype in inputs.items():
-        tensors[name] = tf.constant(column_values(df[name], dtype.name))
-    return tensors
+    return {name: column_values(data[name], dtype.name) for name, dtype in inputs.items()}
 
 
-def column_values(column: pd.Series, dtype: str) -> np.ndarray:
-    """A raw column as the numpy array the signature expects (``dtype``: float32|int64|string)."""
+_PLAIN = {"float32": (float, int), "int64": (int,), "string": (str,)}
+"""Python types a list of values may hold (besides None) to skip pandas in ``column_values``."""
+
+_EXACT_INT = 2**53  # pandas reads ints mixed with None as float64, exact only below this
+
+
+def column_values(column, dtype: str) -> np.ndarray:
+    """Raw values as the numpy array the signature expects (``dtype``: float32|int64|string).
+
+    ``column`` is a pandas Series, or a list/array (a request's values). A list of plain JSON
+    values (numbers, strings, None) is converted without pandas, which costs more than the
+    model for a few rows; anything else goes through the pandas conversion, and both give
+    the same array. An array already of ``dtype`` is returned as it is.
+    """
+    if not isinstance(column, pd.Series):
+        if isinstance(column, np.ndarray) and column.dtype == _NUMPY.get(dtype):
+            return column
+        plain = _plain_values(column, dtype)
+        if plain is not None:
+            return plain
+        column = pd.Series(list(column))
     if dtype == "float32":
         return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
     if dtype == "int64":
@@ -178,6 +208,24 @@ def column_values(column: pd.Series, dtype: str) -> np.ndarray:
     if dtype == "string":
         return np.array(["" if _is_missing(v) else _as_text(v) for v in column.tolist()], dtype=object)
     raise ValueError(f"unsupported signature dtype {dtype!r}; expected float32, int64 or string")
+
+
+_NUMPY = {"float32": np.float32, "int64": np.int64}
+
+
+def _plain_values(values, dtype: str) -> np.ndarray | None:
+    """``values`` converted without pandas, or None when they are not all plain (see
+    ``_PLAIN``; booleans are not plain: pandas and numpy read them differently)."""
+    types = _PLAIN.get(dtype)
+    if types is None or not all(v is None or type(v) in types for v in values):
+        return None
+    if dtype == "float32":
+        return np.array(values, dtype=np.float32)  # None -> NaN, as pandas does
+    if dtype == "int64":
+        if not all(v is None or -_EXACT_INT < v < _EXACT_INT for v in values):
+            return None
+        return np.array([MISSING_INT if v is None else v for v in values], dtype=np.int64)
+    return np.array(["" if v is None else v for v in values], dtype=object)
 
 
 def _is_missing(value) -> bool:
@@ -192,12 +240,13 @@ def _as_text(value) -> str:
     return str(value)
 
 
-def predict(model, df: pd.DataFrame, batch_size: int = 8192) -> np.ndarray:
+def predict(model, df, batch_size: int = 8192) -> np.ndarray:
     """Predicts from raw feature values through the serving signature.
 
     Args:
         model: A model folder (TF-Serving layout, or a version folder) or the result of ``load``.
-        df: Raw features by column name (extra columns are ignored).
+        df: Raw features: a DataFrame by column name, or ``{feature: values}`` (as
+            ``to_tensors`` takes them); extra columns are ignored.
         batch_size: Rows per call, to bound memory.
 
     Returns:
@@ -207,10 +256,14 @@ def predict(model, df: pd.DataFrame, batch_size: int = 8192) -> np.ndarray:
     loaded = load(model) if isinstance(model, (str, os.PathLike)) else model
     signature = loaded.signatures[SIGNATURE]
     inputs = serving_inputs(loaded)
-    if len(df) == 0:
+    frame = isinstance(df, pd.DataFrame)
+    rows = len(df) if frame else len(next(iter(df.values()), ()))
+    if rows == 0:
         raise ValueError("no rows to predict")
     outputs = []
-    for start in range(0, len(df), batch_size):
-        result = signature(**to_tensors(df.iloc[start : start + batch_size], inputs))
+    for start in range(0, rows, batch_size):
+        stop = start + batch_size
+        chunk = df.iloc[start:stop] if frame else {name: values[start:stop] for name, values in df.items()}
+        result = signature(**to_tensors(chunk, inputs))
         outputs.append(result[OUTPUT_KEY].numpy())
-    return np.concatenate(outputs, axis=0)
+    return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=0)

@@ -102,28 +102,141 @@ V2_DATATYPES = {"float32": "FP32", "int64": "INT64", "string": "BYTES"}
 """Open Inference Protocol datatype of each signature dtype the model contract allows."""
 
 
-_FLAG_COUNTER = None
+_METRICS: dict = {}
 
 
-def _flag_counter():
-    """Prometheus counter of flagged values (kserve's server exposes it at /metrics)."""
-    global _FLAG_COUNTER
-    if _FLAG_COUNTER is None:
-        from prometheus_client import Counter
+def _metric(name: str):
+    """Our Prometheus metrics (kserve's server exposes them at /metrics), made once per process:
+    ``flags`` counts values served but flagged; ``batch_rows`` observes the rows of each model
+    call, so its count is the number of calls and its sum the rows they answered."""
+    if not _METRICS:
+        from prometheus_client import Counter, Histogram
 
-        _FLAG_COUNTER = Counter(
+        _METRICS["flags"] = Counter(
             "kfp_ct_request_flags", "Request values served but flagged", ["model", "feature", "flag"]
         )
-    return _FLAG_COUNTER
+        _METRICS["batch_rows"] = Histogram(
+            "kfp_ct_batch_rows",
+            "Rows per model call (concurrent requests batched together)",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+        )
+    return _METRICS[name]
 
 
-def _model_classes(log_dir: str = "", check_requests: bool = True):
+DEFAULT_MAX_BATCH_ROWS = 128
+"""Rows one model call answers at most when concurrent requests are batched."""
+DEFAULT_MAX_BATCH_WAIT_MS = 0.0
+"""How long a batch that is not full waits for more requests: none by default, a lone request
+goes at once; batches form from the requests that arrive while the model is busy."""
+
+
+class Batcher:
+    """Concurrent requests answered by one model call (``predict``: arrays -> predictions).
+
+    A call takes the request that waits longest and every other waiting one, in order, up to
+    ``max_rows`` rows (a larger request goes alone, never split); when the batch is not full it
+    waits up to ``max_wait_s`` for more. One call runs at a time, in a thread (TensorFlow
+    releases the GIL), while the event loop reads the next requests. If a batched call fails,
+    each of its requests is retried alone, so an error reaches only the request that caused it.
+    ``observe(rows)`` is told the size of each call.
+    """
+
+    def __init__(self, predict, max_rows: int, max_wait_s: float, observe=None):
+        if max_rows < 1:
+            raise ValueError(f"max_batch_rows must be at least 1, got {max_rows}")
+        if max_wait_s < 0:
+            raise ValueError(f"max_batch_wait must not be negative, got {max_wait_s}")
+        self._predict, self.max_rows, self.max_wait_s = predict, max_rows, max_wait_s
+        self._observe = observe or (lambda rows: None)
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._worker: asyncio.Task | None = None
+
+    async def predict(self, arrays: dict, rows: int):
+        """The predictions for one request's ``{feature: array}`` of ``rows`` rows."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put_nowait((arrays, rows, future))
+        # The worker runs only while requests wait: a replaced model leaves no task behind.
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        held = None  # the request that did not fit into the previous batch
+        while held is not None or not self._queue.empty():
+            batch = [held or self._queue.get_nowait()]
+            held = None
+            rows = batch[0][1]
+            deadline = asyncio.get_running_loop().time() + self.max_wait_s
+            while rows < self.max_rows:
+                item = await self._next(deadline)
+                if item is None:
+                    break
+                if rows + item[1] > self.max_rows:
+                    held = item
+                    break
+                batch.append(item)
+                rows += item[1]
+            await self._answer(batch, rows)
+
+    async def _next(self, deadline: float):
+        """The next waiting request, waiting until ``deadline`` for one; None if none came."""
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return None
+        try:
+            return await asyncio.wait_for(self._queue.get(), remaining)
+        except TimeoutError:
+            return None
+
+    async def _answer(self, batch: list, rows: int) -> None:
+        loop = asyncio.get_running_loop()
+        arrays = batch[0][0]
+        if len(batch) > 1:
+            import numpy as np
+
+            arrays = {name: np.concatenate([item[0][name] for item in batch]) for name in arrays}
+        try:
+            self._observe(rows)
+            predictions = await loop.run_in_executor(None, self._predict, arrays)
+        except Exception as exc:  # noqa: BLE001 - handed to the requests that wait for it
+            if len(batch) == 1:
+                _settle(batch[0][2], error=exc)
+                return
+            for item in batch:  # alone, so that only the request at fault gets the error
+                await self._answer([item], item[1])
+            return
+        start = 0
+        for _, count, future in batch:
+            _settle(future, predictions[start : start + count])
+            start += count
+
+
+def _settle(future: asyncio.Future, result=None, error: BaseException | None = None) -> None:
+    if future.done():  # the client went away and its request was cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _model_classes(
+    log_dir: str = "",
+    check_requests: bool = True,
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+    max_batch_wait_ms: float = DEFAULT_MAX_BATCH_WAIT_MS,
+):
     """The kserve classes, imported lazily (kserve parses sys.argv at import). ``log_dir``:
     where every request is logged (``prediction_log``); ``check_requests``: refuse wrongly
-    typed values and flag unusual ones (``request_contract``) before predicting."""
+    typed values and flag unusual ones (``request_contract``) before predicting;
+    ``max_batch_rows``/``max_batch_wait_ms``: how concurrent requests are batched (``Batcher``;
+    1 row: every request is its own model call)."""
     import kserve
     import numpy as np
-    import pandas as pd
     from kserve.errors import InvalidInput
 
     from components import model_io, prediction_log, request_contract
@@ -156,6 +269,12 @@ def _model_classes(log_dir: str = "", check_requests: bool = True):
             _, input_specs = signature.structured_input_signature
             self.input_types = [tensor_metadata(n, spec) for n, spec in input_specs.items()]
             self.output_types = [tensor_metadata(n, spec) for n, spec in signature.structured_outputs.items()]
+            self.batcher = Batcher(
+                lambda arrays: model_io.predict(self.loaded, arrays),
+                max_batch_rows,
+                max_batch_wait_ms / 1000,
+                _metric("batch_rows").labels(self.name).observe,
+            )
             self.ready = True
             return self.ready
 
@@ -205,11 +324,22 @@ def _model_classes(log_dir: str = "", check_requests: bool = True):
             except request_contract.RequestError as exc:
                 raise InvalidInput(str(exc)) from exc
 
-        def _predict(self, frame: pd.DataFrame) -> np.ndarray:
+        def _arrays(self, rows, columns) -> tuple[dict, int]:
+            """The request's ``{feature: array}`` and row count (its own errors stay its own:
+            they are found here, before it joins a batch)."""
+            if rows is not None:  # a feature absent from a row is missing there, as in a frame
+                columns = {n: [row.get(n) for row in rows] for n in self.inputs if any(n in r for r in rows)}
             try:
-                return model_io.predict(self.loaded, frame)
-            except (model_io.FeatureMismatchError, ValueError) as exc:
+                arrays = model_io.feature_arrays(columns, self.inputs)
+            except ValueError as exc:  # FeatureMismatchError too
                 raise InvalidInput(str(exc)) from exc
+            count = len(next(iter(arrays.values()), ()))
+            if count == 0:
+                raise InvalidInput("no rows to predict")
+            lengths = {name: len(values) for name, values in arrays.items()}
+            if len(set(lengths.values())) > 1:
+                raise InvalidInput(f"features differ in length: {lengths}")
+            return arrays, count
 
         async def predict(self, payload, headers=None, response_headers=None):
             started = time.perf_counter()
@@ -224,16 +354,17 @@ def _model_classes(log_dir: str = "", check_requests: bool = True):
             try:
                 rows, columns = self._rows(payload)
                 flags = self._checked(rows, columns)
-                frame = pd.DataFrame.from_records(rows) if rows is not None else pd.DataFrame(columns)
-                # TensorFlow releases the GIL: running it off the event loop serves requests in parallel.
-                predictions = await asyncio.get_running_loop().run_in_executor(None, self._predict, frame)
+                try:
+                    predictions = await self.batcher.predict(*self._arrays(rows, columns))
+                except ValueError as exc:  # what the signature refuses is the request's fault
+                    raise InvalidInput(str(exc)) from exc
             except InvalidInput as exc:
                 self._log(request_id, started, rows, columns, [], None, 400, str(exc))
                 raise
             self._log(request_id, started, rows, columns, predictions.tolist(), flags, 200, None)
             flagged = any(flags)
             if flagged:
-                counter = _flag_counter()
+                counter = _metric("flags")
                 for row_flags in flags:
                     for flag in row_flags:
                         counter.labels(self.name, flag["feature"], flag["flag"]).inc()
@@ -258,7 +389,9 @@ def _model_classes(log_dir: str = "", check_requests: bool = True):
             if writer is None:
                 return
             if rows is None and columns:
-                rows = pd.DataFrame(columns).to_dict(orient="records")
+                # strict=False: a refused request's columns may differ in length
+                values = zip(*columns.values(), strict=False)
+                rows = [dict(zip(columns, row, strict=True)) for row in values]
             writer.write(
                 prediction_log.record(
                     request_id=request_id,
@@ -374,9 +507,11 @@ def serve(
     host: str = DEFAULT_HOST,
     log_dir: str = "",
     check_requests: bool = True,
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+    max_batch_wait_ms: float = DEFAULT_MAX_BATCH_WAIT_MS,
 ) -> None:
     """Serves until stopped (SIGTERM/SIGINT) on ``host``. See the module docstring for the
-    three modes; ``log_dir`` and ``check_requests`` as in ``_model_classes``."""
+    three modes; the other options as in ``_model_classes``."""
     import kserve
 
     class BoundModelServer(kserve.ModelServer):
@@ -392,7 +527,7 @@ def serve(
                 self._rest_server.config.host = host
             super().setup_event_loop()
 
-    _, ServingRepository = _model_classes(log_dir, check_requests)
+    _, ServingRepository = _model_classes(log_dir, check_requests, max_batch_rows, max_batch_wait_ms)
     fixed = {model_name: model_dir} if model_dir else {}
     repository = ServingRepository(serving_dir=serving_dir, fixed=fixed)
     repository.load_models()
@@ -433,6 +568,20 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the type check and the flags (the model's request contract) before predicting",
     )
     parser.add_argument(
+        "--max-batch-rows",
+        type=int,
+        default=DEFAULT_MAX_BATCH_ROWS,
+        help="rows one model call answers at most when concurrent requests are batched "
+        f"(default {DEFAULT_MAX_BATCH_ROWS}; 1: one model call per request)",
+    )
+    parser.add_argument(
+        "--max-batch-wait-ms",
+        type=float,
+        default=DEFAULT_MAX_BATCH_WAIT_MS,
+        help="how long a batch that is not full waits for more requests "
+        f"(default {DEFAULT_MAX_BATCH_WAIT_MS:g}: batches form while the model is busy)",
+    )
+    parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}; 0.0.0.0: all)"
     )
     args = parser.parse_args(argv)
@@ -461,6 +610,8 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         log_dir=args.log_dir,
         check_requests=not args.no_request_check,
+        max_batch_rows=args.max_batch_rows,
+        max_batch_wait_ms=args.max_batch_wait_ms,
     )
     return 0
 
