@@ -9,6 +9,7 @@ Vertex updates cron/concurrency in place), and ``prune`` deletes only what this 
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import re
@@ -24,7 +25,8 @@ from launch import submit
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_FILE", "KFP_MARKER", "TARGETS", "VERTEX_MANAGED_LABEL", "VERTEX_SPEC_LABEL",
+    "DEFAULT_FILE", "KFP_MARKER", "TARGETS", "VERTEX_EXPERIMENT_LABEL", "VERTEX_MANAGED_LABEL",
+    "VERTEX_SPEC_LABEL",
     "Action", "CronError", "Plan", "ScheduleEntry", "ScheduleError", "apply", "check_timezone",
     "load_schedules", "normalize_cron", "plan_kfp", "plan_vertex", "schedule_request",
     "to_kfp_cron", "to_vertex_cron", "validate",
@@ -38,11 +40,22 @@ TARGETS = ("kfp", "vertex")
 KFP_MARKER = "[managed by launch schedules]"
 VERTEX_MANAGED_LABEL = ("kfp-ct-managed-by", "launch-schedules")
 VERTEX_SPEC_LABEL = "kfp-ct-spec-sha256"
+# Vertex's Schedule API has no experiment field (googleapis/python-aiplatform#2340): the
+# experiment an entry names rides on its runs as this label (see launch.schedules.vertex).
+VERTEX_EXPERIMENT_LABEL = "kfp-ct-vertex-experiment"
 
 ENTRY_KEYS = {
     "name", "pipeline", "cron", "timezone", "parameters", "max_concurrency", "catchup",
-    "experiment", "targets", "enabled", "description",
+    "experiment", "targets", "enabled", "description", "start_time", "end_time",
+    "max_run_count", "allow_queueing", "vertex_experiment",
 }
+# Vertex schedules have these; KFP recurring runs have no equivalent, so an entry that also
+# targets KFP is refused rather than run there without them.
+VERTEX_ONLY = {
+    "max_run_count": "cannot stop after a number of runs (end_time works on both)",
+    "allow_queueing": "have no queue for runs past max_concurrency",
+}
+_MAX_INT64 = 2**63 - 1
 DEFAULTS = {
     "timezone": None,
     "parameters": {},
@@ -52,6 +65,11 @@ DEFAULTS = {
     "targets": list(TARGETS),
     "enabled": True,
     "description": "",
+    "start_time": None,
+    "end_time": None,
+    "max_run_count": None,
+    "allow_queueing": False,
+    "vertex_experiment": None,
 }
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -73,6 +91,11 @@ class ScheduleEntry:
     targets: tuple[str, ...] = TARGETS
     enabled: bool = True
     description: str = ""
+    start_time: datetime.datetime | None = None  # timezone-aware
+    end_time: datetime.datetime | None = None
+    max_run_count: int | None = None  # Vertex only
+    allow_queueing: bool = False  # Vertex only
+    vertex_experiment: str | None = None  # Vertex only
 
     def spec_for(self, target: str, pipelines_dir: Path = submit.PIPELINES_DIR) -> submit.PipelineSpecFile:
         return submit.load_spec(submit.resolve_spec(self.pipeline[target], pipelines_dir))
@@ -146,13 +169,41 @@ def load_schedules(path: str | Path = DEFAULT_FILE) -> list[ScheduleEntry]:
             raise ScheduleError(
                 f"{where}: max_concurrency must be a positive integer, got {max_concurrency!r}"
             )
-        for key in ("catchup", "enabled"):
+        for key in ("catchup", "enabled", "allow_queueing"):
             if not isinstance(values[key], bool):
                 raise ScheduleError(f"{where}: {key} must be true or false, got {values[key]!r}")
         if not isinstance(values["parameters"] or {}, dict):
             raise ScheduleError(f"{where}: parameters must be a mapping")
         if not isinstance(values["experiment"], str) or not values["experiment"]:
             raise ScheduleError(f"{where}: experiment must be a non-empty string")
+        start_time = _timestamp(values["start_time"], "start_time", where)
+        end_time = _timestamp(values["end_time"], "end_time", where)
+        if start_time and end_time and end_time <= start_time:
+            raise ScheduleError(
+                f"{where}: end_time {end_time.isoformat()} is not after start_time {start_time.isoformat()}"
+            )
+        if end_time and end_time <= datetime.datetime.now(datetime.timezone.utc):
+            raise ScheduleError(
+                f"{where}: end_time {end_time.isoformat()} is in the past; the schedule would never run"
+            )
+        max_run_count = values["max_run_count"]
+        if max_run_count is not None and (
+            isinstance(max_run_count, bool) or not isinstance(max_run_count, int)
+            or not 1 <= max_run_count <= _MAX_INT64
+        ):
+            raise ScheduleError(f"{where}: max_run_count must be a positive integer, got {max_run_count!r}")
+        if "kfp" in targets:
+            for key, missing in VERTEX_ONLY.items():
+                if values[key] not in (None, False):
+                    raise ScheduleError(
+                        f"{where}: {key} is Vertex AI only (KFP recurring runs {missing}); "
+                        "give the entry targets: [vertex]"
+                    )
+        vertex_experiment = values["vertex_experiment"]
+        try:
+            submit.check_experiment(vertex_experiment)
+        except submit.VertexSpecError as exc:
+            raise ScheduleError(f"{where}: vertex_experiment: {exc}") from exc
         try:
             normalize_cron(values["cron"])
             if values["timezone"]:
@@ -172,9 +223,32 @@ def load_schedules(path: str | Path = DEFAULT_FILE) -> list[ScheduleEntry]:
                 targets=targets,
                 enabled=values["enabled"],
                 description=str(values["description"] or ""),
+                start_time=start_time,
+                end_time=end_time,
+                max_run_count=max_run_count,
+                allow_queueing=values["allow_queueing"],
+                vertex_experiment=vertex_experiment,
             )
         )
     return entries
+
+
+def _timestamp(value: Any, key: str, where: str) -> datetime.datetime | None:
+    """An RFC 3339 timestamp with its zone (YAML reads an unquoted one as a datetime)."""
+    if value is None:
+        return None
+    example = "e.g. 2027-01-01T02:00:00Z or 2027-01-01T03:00:00+01:00"
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            raise ScheduleError(f"{where}: {key} {value!r} is not a timestamp; {example}") from None
+    if not isinstance(value, datetime.datetime):
+        raise ScheduleError(f"{where}: {key} must be a timestamp with a time and zone, {example}; "
+                            f"got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ScheduleError(f"{where}: {key} {value.isoformat()} has no zone; {example}")
+    return value.astimezone(datetime.timezone.utc)
 
 
 def validate(
@@ -259,6 +333,11 @@ class Plan:
             if action.run is not None:
                 logger.info("%s", action.describe())
                 action.run()
+
+
+def rfc3339(value: datetime.datetime | None) -> str | None:
+    """A UTC timestamp as both APIs write it: 2027-01-01T02:00:00Z."""
+    return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 def _json_equal(a: Any, b: Any) -> bool:

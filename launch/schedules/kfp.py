@@ -15,6 +15,7 @@ from launch.schedules import (
     ScheduleError,
     _json_equal,
     _numbers_as_floats,
+    rfc3339,
 )
 from launch.schedules.cron import check_timezone, to_kfp_cron
 
@@ -47,7 +48,7 @@ class _KfpDesired:
             "description": self.description,
             "experiment_id": self.experiment["experiment_id"] or f"<new experiment {self.entry.experiment}>",
             "mode": "ENABLE" if self.entry.enabled else "DISABLE",
-            "trigger": {"cron_schedule": {"cron": self.cron}},
+            "trigger": {"cron_schedule": self.cron_schedule()},
             "max_concurrency": self.entry.max_concurrency,
             "no_catchup": not self.entry.catchup,
             "pipeline_version_reference": {
@@ -62,12 +63,21 @@ class _KfpDesired:
             body["service_account"] = self.service_account
         return body
 
+    def cron_schedule(self) -> dict:
+        """The trigger: the cron and, when the entry bounds it, its start and end times."""
+        bounds = {"start_time": rfc3339(self.entry.start_time), "end_time": rfc3339(self.entry.end_time)}
+        return {"cron": self.cron, **{k: v for k, v in bounds.items() if v}}
+
     def differences(self, run) -> list[str]:
         """Fields in which a listed recurring run differs from this entry."""
         out = []
-        cron = run.trigger.cron_schedule.cron if run.trigger and run.trigger.cron_schedule else None
-        if cron != self.cron:
+        trigger = run.trigger.cron_schedule if run.trigger and run.trigger.cron_schedule else None
+        if (trigger.cron if trigger else None) != self.cron:
             out.append("cron")
+        for key in ("start_time", "end_time"):
+            current = getattr(trigger, key, None) if trigger else None
+            if rfc3339(current) != rfc3339(getattr(self.entry, key)):
+                out.append(key)
         runtime = run.runtime_config
         current = (runtime.parameters if runtime else None) or {}
         if not _json_equal(_numbers_as_floats(current), _numbers_as_floats(self.params)):
@@ -154,6 +164,8 @@ def plan_kfp(
             job_name=desired.entry.name,
             description=desired.description,
             cron_expression=desired.cron,
+            start_time=rfc3339(desired.entry.start_time),
+            end_time=rfc3339(desired.entry.end_time),
             max_concurrency=desired.entry.max_concurrency,
             no_catchup=not desired.entry.catchup,
             params=desired.params,

@@ -23,6 +23,7 @@ import re
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+import kfp_server_api
 import yaml
 from fake_http import ApiError, RecordingServer, Request
 
@@ -57,6 +58,27 @@ def _check_robfig_cron(cron: str) -> None:
                     value = int(token)
                 if not low <= value <= high:
                     raise ApiError(400, f"Invalid cron expression {cron!r}: {value} beyond [{low}, {high}]")
+
+
+def _check_fields(body: dict, model, where: str) -> None:
+    """Like the API server's JSON decoding: a field the proto does not have is a 400."""
+    unknown = sorted(set(body) - set(model.attribute_map.values()))
+    if unknown:
+        raise ApiError(400, f"unknown field(s) {unknown} in {where}")
+
+
+def _check_cron_schedule(schedule: dict) -> None:
+    _check_fields(schedule, kfp_server_api.V2beta1CronSchedule, "trigger.cron_schedule")
+    _check_robfig_cron(schedule.get("cron", ""))
+    times = {}
+    for key in ("start_time", "end_time"):
+        if key in schedule:
+            try:
+                times[key] = datetime.datetime.fromisoformat(schedule[key].replace("Z", "+00:00"))
+            except (AttributeError, ValueError):
+                raise ApiError(400, f"{key} {schedule[key]!r} is not an RFC 3339 timestamp") from None
+    if len(times) == 2 and times["end_time"] <= times["start_time"]:
+        raise ApiError(400, "The end time should be after the start time")
 
 
 class FakeKfp(RecordingServer):
@@ -264,12 +286,14 @@ class FakeKfp(RecordingServer):
 
     def _create_recurring_run(self, r):
         body = dict(r.body or {})
-        self._check_source(body)
+        _check_fields(body, kfp_server_api.V2beta1RecurringRun, "the recurring run")
         trigger = body.get("trigger") or {}
+        _check_fields(trigger, kfp_server_api.V2beta1Trigger, "trigger")
         if "cron_schedule" in trigger:
-            _check_robfig_cron(trigger["cron_schedule"].get("cron", ""))
+            _check_cron_schedule(trigger["cron_schedule"])
         elif "periodic_schedule" not in trigger:
             raise ApiError(400, "a trigger is required")
+        self._check_source(body)
         concurrency = int(body.get("max_concurrency") or 0)
         if not 1 <= concurrency <= 10:
             raise ApiError(400, f"max concurrency of a recurring run must be in [1, 10], got {concurrency}")

@@ -4,7 +4,9 @@ driven through the real kfp.Client and aiplatform SDK."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 
 import pytest
 import tiny_specs
@@ -168,6 +170,48 @@ def test_bad_entries_are_refused_naming_the_entry(tmp_path, entry, message):
         schedules.load_schedules(path)
 
 
+def test_vertex_schedule_options_are_read_with_their_zone(tmp_path):
+    path = write_schedules(tmp_path / "s.yaml", [{
+        "name": "bounded", "pipeline": GOLDENS[0], "cron": "@daily", "targets": ["vertex"],
+        "start_time": "2030-01-01T03:00:00+01:00", "end_time": "2030-06-30T00:00:00Z",
+        "max_run_count": 30, "allow_queueing": True, "vertex_experiment": "churn-nightly"}])
+    # Unquoted, YAML reads a timestamp as a datetime; quoted, as a string: both are taken.
+    path.write_text(path.read_text().replace("'2030-06-30T00:00:00Z'", "2030-06-30T00:00:00Z"))
+    (entry,) = schedules.load_schedules(path)
+    utc = datetime.timezone.utc
+    assert entry.start_time == datetime.datetime(2030, 1, 1, 2, 0, tzinfo=utc)
+    assert entry.end_time == datetime.datetime(2030, 6, 30, tzinfo=utc)
+    assert (entry.max_run_count, entry.allow_queueing, entry.vertex_experiment) == (30, True, "churn-nightly")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"start_time": "2030-01-02T00:00:00Z", "end_time": "2030-01-01T00:00:00Z"},
+         "end_time 2030-01-01T00:00:00\\+00:00 is not after start_time 2030-01-02"),
+        ({"end_time": "2001-01-01T00:00:00Z"}, "end_time 2001-01-01.* is in the past"),
+        ({"start_time": "2030-01-01T00:00:00"}, "start_time 2030-01-01T00:00:00 has no zone"),
+        ({"start_time": "next monday"}, "start_time 'next monday' is not a timestamp"),
+        ({"start_time": datetime.date(2030, 1, 1)}, "start_time must be a timestamp with a time and zone"),
+        ({"max_run_count": 0}, "max_run_count must be a positive integer, got 0"),
+        ({"max_run_count": True}, "max_run_count must be a positive integer, got True"),
+        ({"max_run_count": "10"}, "max_run_count must be a positive integer, got '10'"),
+        ({"allow_queueing": "yes"}, "allow_queueing must be true or false"),
+        ({"vertex_experiment": "Churn_Nightly"}, "vertex_experiment: .*lowercase letters.*'Churn_Nightly'"),
+        ({"targets": ["kfp", "vertex"], "max_run_count": 5},
+         "max_run_count is Vertex AI only .KFP recurring runs cannot stop after a number of runs"),
+        ({"targets": ["kfp"], "allow_queueing": True},
+         "allow_queueing is Vertex AI only.*targets: \\[vertex\\]"),
+    ],
+)
+def test_bad_vertex_schedule_options_are_refused_naming_the_value(tmp_path, fields, message):
+    raw = {"name": "n", "pipeline": GOLDENS[0], "cron": "0 3 * * *", "targets": ["vertex"], **fields}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"schedules": [raw]}, sort_keys=False))
+    with pytest.raises(schedules.ScheduleError, match=f"schedule 'n'.*{message}"):
+        schedules.load_schedules(path)
+
+
 def test_duplicate_names_are_refused(tmp_path):
     entry = {"name": "n", "pipeline": GOLDENS[0], "cron": "0 3 * * *"}
     with pytest.raises(schedules.ScheduleError, match="duplicate name"):
@@ -278,6 +322,42 @@ def test_kfp_a_changed_entry_is_replaced_and_the_others_left_alone(tmp_path, kfp
     assert created["a"]["trigger"]["cron_schedule"]["cron"] == "0 */15 * * * *"
     assert created["b"]["runtime_config"]["parameters"] == {"name": "y", "count": 7}
     assert len(kfp_server.mutations()) == 4  # two deletes, two creates: nothing else
+
+
+def test_kfp_start_and_end_time_bound_the_trigger(tmp_path, kfp_server, client, typed_spec):
+    bounded = entry("bounded", typed_spec, parameters={"name": "x"}, targets=["kfp"],
+                    start_time="2030-01-01T03:00:00+01:00", end_time="2030-06-30T00:00:00Z")
+    apply_kfp(client, write_schedules(tmp_path / "s.yaml", [bounded]))
+    (created,) = recurring_run_posts(kfp_server)
+    assert created["trigger"] == {"cron_schedule": {
+        "cron": "0 0 3 * * *", "start_time": "2030-01-01T02:00:00Z", "end_time": "2030-06-30T00:00:00Z"}}
+
+    kfp_server.clear()
+    file = write_schedules(tmp_path / "s.yaml", [bounded])
+    assert kinds(apply_kfp(client, file)) == {"bounded": "unchanged"}
+    assert kfp_server.mutations() == []
+
+    bounded["end_time"] = "2030-12-31T00:00:00Z"
+    plan = apply_kfp(client, write_schedules(tmp_path / "s.yaml", [bounded]))
+    assert kinds(plan) == {"bounded": "replace"}
+    assert "changed: end_time" in plan.actions[-1].detail
+    trigger = recurring_run_posts(kfp_server)[-1]["trigger"]
+    assert trigger["cron_schedule"]["end_time"] == "2030-12-31T00:00:00Z"
+
+
+def test_the_fake_kfp_refuses_unknown_fields_and_bad_times(kfp_server):
+    import requests
+
+    url = f"{kfp_server.url}/apis/v2beta1/recurringruns"
+    for body, message in (
+        ({"display_name": "x", "max_concurency": 1}, "unknown field.*max_concurency"),
+        ({"trigger": {"cron_schedule": {"cron": "0 0 3 * * *", "start": "x"}}}, "unknown field.*start"),
+        ({"trigger": {"cron_schedule": {"cron": "0 0 3 * * *", "start_time": "soon"}}}, "not an RFC 3339"),
+        ({"trigger": {"cron_schedule": {"cron": "0 0 3 * * *", "start_time": "2030-01-02T00:00:00Z",
+                                        "end_time": "2030-01-01T00:00:00Z"}}}, "end time should be after"),
+    ):
+        reply = requests.post(url, json=body, timeout=10)
+        assert reply.status_code == 400 and re.search(message, reply.text), reply.text
 
 
 def test_kfp_enabling_and_disabling_uses_the_mode_endpoints(tmp_path, kfp_server, client, typed_spec):
@@ -486,6 +566,64 @@ def test_vertex_cron_changes_update_in_place_and_other_changes_replace(tmp_path,
     (resume,) = vertex_server.calls("POST", ":resume$")
     assert resume.path == f"/v1/{names['c']}:resume" and resume.body == {"catchUp": True}
     assert len(vertex_server.mutations()) == 4
+
+
+def test_vertex_bounds_queueing_and_experiment_reach_the_api_and_update_in_place(
+    tmp_path, vertex_server, typed_spec
+):
+    bounded = entry("bounded", typed_spec, parameters={"name": "x"}, targets=["vertex"],
+                    start_time="2030-01-01T02:00:00Z", end_time="2030-06-30T00:00:00Z", max_run_count=30,
+                    allow_queueing=True, vertex_experiment="churn-nightly")
+    plain = entry("plain", typed_spec, parameters={"name": "y"}, targets=["vertex"])
+    plan = apply_vertex(write_schedules(tmp_path / "s.yaml", [bounded, plain]))
+
+    assert kinds(plan) == {"bounded": "create", "plain": "create"}
+    assert [a.name for a in plan.actions if a.kind == "create-experiment"] == ["churn-nightly"]
+    created, other = schedule_posts(vertex_server)
+    assert (created["startTime"], created["endTime"]) == ("2030-01-01T02:00:00Z", "2030-06-30T00:00:00Z")
+    assert created["maxRunCount"] == "30" and created["allowQueueing"] is True
+    job = created["createPipelineJobRequest"]["pipelineJob"]
+    assert job["labels"][schedules.VERTEX_EXPERIMENT_LABEL] == "churn-nightly"
+    assert not {"startTime", "endTime", "maxRunCount", "allowQueueing"} & set(other)
+    experiment = f"projects/{PROJECT}/locations/{REGION}/metadataStores/default/contexts/churn-nightly"
+    assert vertex_server.contexts[experiment]["schemaTitle"] == "system.Experiment"
+
+    vertex_server.clear()  # the server gave "plain" a startTime (its creation time): still unchanged
+    assert kinds(apply_vertex(write_schedules(tmp_path / "s.yaml", [bounded, plain]))) == {
+        "bounded": "unchanged", "plain": "unchanged"}
+    assert vertex_server.mutations() == []
+
+    names = {s["displayName"]: s["name"] for s in vertex_server.schedules.values()}
+    bounded.update(end_time="2030-12-31T00:00:00Z", max_run_count=60, allow_queueing=False)
+    plain["max_run_count"] = 5
+    plan = apply_vertex(write_schedules(tmp_path / "s.yaml", [bounded, plain]))
+    assert kinds(plan) == {"bounded": "update", "plain": "update"}
+    patches = {r.path: r for r in vertex_server.calls("PATCH")}
+    patch = patches[f"/v1/{names['bounded']}"]
+    assert sorted(patch.param("updateMask").split(",")) == ["allowQueueing", "endTime", "maxRunCount"]
+    stored = vertex_server.schedules[names["bounded"]]
+    assert (stored["endTime"], stored["maxRunCount"]) == ("2030-12-31T00:00:00Z", "60")
+    assert "allowQueueing" not in stored  # false: cleared
+    assert vertex_server.schedules[names["plain"]]["maxRunCount"] == "5"
+
+    del bounded["end_time"]  # an update cannot unset it: replaced
+    vertex_server.clear()
+    plan = apply_vertex(write_schedules(tmp_path / "s.yaml", [bounded, plain]))
+    assert kinds(plan) == {"bounded": "replace", "plain": "unchanged"}
+    assert "changed: end_time" in next(a.detail for a in plan.actions if a.name == "bounded")
+    (recreated,) = schedule_posts(vertex_server)
+    assert "endTime" not in recreated and recreated["maxRunCount"] == "60"
+
+
+def test_vertex_schedule_fails_clearly_when_the_server_refuses_the_bounds(vertex_server, typed_spec):
+    """The fake checks what Vertex checks; the file check catches it first (end before start)."""
+    spec = submit.load_spec(typed_spec)
+    job = submit.build_pipeline_job(spec, project=PROJECT, region=REGION, pipeline_root=ROOT,
+                                    credentials=AnonymousCredentials(), parameters={"name": "x"})
+    schedule = aiplatform.PipelineJobSchedule(pipeline_job=job, display_name="x",
+                                              credentials=AnonymousCredentials())
+    with pytest.raises(Exception, match="endTime must be after startTime"):
+        schedule.create(cron="0 3 * * *", start_time="2030-01-02T00:00:00Z", end_time="2030-01-01T00:00:00Z")
 
 
 def test_vertex_prune_deletes_only_what_this_tool_created(tmp_path, vertex_server, typed_spec):
