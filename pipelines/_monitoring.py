@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 from kfp import dsl
 
-from components import monitor_model, resolve_baseline, summarize_run
+from components import monitor_model, summarize_run
 from pipelines import training as training_pipeline
 from pipelines._training import (
     DEFAULT_ACCELERATOR,
@@ -136,11 +136,7 @@ def build(platform: str):
             # One return value, not a NamedTuple: kfp.local cannot resolve a named output in a
             # condition, and the same spec must gate alike locally and on the cluster.
             with dsl.If(monitor.outputs["Output"] == "retrain", name="serving-says-retrain"):
-                baseline = resolve_baseline(
-                    mlflow_tracking_uri=mlflow_tracking_uri, registered_model_name=registered_model_name
-                )
-                live(baseline, pod_settings, mlflow_secret=True)
-                gated_training(p, baseline, pod_settings)
+                gated_training(p, pod_settings)
 
     monitoring.__name__ = "monitoring" if pod_settings else "monitoring_vertex"
     return dsl.pipeline(name="monitoring" if pod_settings else "monitoring-vertex")(monitoring)

@@ -14,18 +14,15 @@ from kfp import dsl, kubernetes
 from kfp.dsl.pipeline_channel import PipelineChannel
 
 from components import (
-    compute_statistics,
+    check_data,
     deploy_model,
     evaluate_model,
-    fingerprint_data,
     images,
-    infer_schema,
     record_verdict,
     register_model,
-    resolve_baseline,
+    resolve_inputs,
     summarize_run,
     train_model,
-    validate_data,
 )
 from components.registry import TRACKING_SECRET, TRACKING_SECRET_KEYS
 
@@ -55,8 +52,8 @@ def defaults(component) -> dict:
 
 
 # The components' defaults, for the pipeline parameters that feed them.
-BASELINE, FINGERPRINT, SCHEMA = defaults(resolve_baseline), defaults(fingerprint_data), defaults(infer_schema)
-VALIDATE, TRAIN, EVALUATE = defaults(validate_data), defaults(train_model), defaults(evaluate_model)
+INPUTS, CHECK = defaults(resolve_inputs), defaults(check_data)
+TRAIN, EVALUATE = defaults(train_model), defaults(evaluate_model)
 DEPLOY, SUMMARY = defaults(deploy_model), defaults(summarize_run)
 
 
@@ -109,13 +106,13 @@ def build(platform: str):
         exclude_features: list = TRAIN["exclude_features"],
         categorical_columns: list = TRAIN["categorical_columns"],
         timestamp_column: str = TRAIN["timestamp_column"],
-        snapshot_uri: str = FINGERPRINT["snapshot_uri"],
-        schema_uri: str = BASELINE["schema_uri"],
-        previous_statistics_uri: str = BASELINE["statistics_uri"],
-        serving_statistics_uri: str = VALIDATE["serving_statistics_uri"],
-        first_run_policy: str = VALIDATE["first_run_policy"],
-        numeric_drift_threshold: float = SCHEMA["numeric_drift_threshold"],
-        categorical_drift_threshold: float = SCHEMA["categorical_drift_threshold"],
+        snapshot_uri: str = INPUTS["snapshot_uri"],
+        schema_uri: str = INPUTS["schema_uri"],
+        previous_statistics_uri: str = INPUTS["statistics_uri"],
+        serving_statistics_uri: str = CHECK["serving_statistics_uri"],
+        first_run_policy: str = CHECK["first_run_policy"],
+        numeric_drift_threshold: float = CHECK["numeric_drift_threshold"],
+        categorical_drift_threshold: float = CHECK["categorical_drift_threshold"],
         epochs: int = TRAIN["epochs"],
         batch_size: int = TRAIN["batch_size"],
         learning_rate: float = TRAIN["learning_rate"],
@@ -198,14 +195,7 @@ def build(platform: str):
         summary = summarize_run(record_dir=RECORD_DIR, webhook_url=webhook_url)
         live(summary, pod_settings, minio=True)
         with dsl.ExitHandler(summary, name="run-summary"):
-            baseline = resolve_baseline(
-                mlflow_tracking_uri=mlflow_tracking_uri,
-                registered_model_name=registered_model_name,
-                schema_uri=schema_uri,
-                statistics_uri=previous_statistics_uri,
-            )
-            live(baseline, pod_settings, mlflow_secret=True)  # production moves between runs
-            gated_training(p, baseline, pod_settings)
+            gated_training(p, pod_settings)
 
     training.__name__ = "training" if on_kubeflow else "training_vertex"
     name = "training" if on_kubeflow else "training-vertex"
@@ -213,49 +203,58 @@ def build(platform: str):
 
 
 
-def gated_training(p, baseline, pod_settings: bool) -> None:
+def gated_training(p, pod_settings: bool) -> None:
     """Adds the gated training steps to the pipeline being defined.
 
     ``p`` holds the training pipeline's parameters (channels, or constants when another
-    pipeline builds these steps); ``baseline`` is the resolve_baseline task whose schema and
-    statistics the data gate uses. Every pipeline that trains builds its steps here.
+    pipeline builds these steps). Every pipeline that trains builds its steps here.
+
+    A good run is these seven tasks plus the exit handler's summary: resolve-inputs,
+    check-data, record-verdict (data-is-valid), train-model, evaluate-model, register-model,
+    deploy-model. The model and deployment gates record their own verdicts (record_dir): both
+    steps are uncached, so they run, and record, on every run. The data gate cannot: a cache
+    hit runs nothing, so a check-data that records would have to be uncached, and KFP keys a
+    cached task on the identity of its input artifacts: train-model would get a new schema
+    artifact every run and unchanged data would retrain. So check-data stays cached and the
+    uncached record-verdict beside it records the data verdict on every run.
     """
-    # Never cached: the data behind a fixed URI changes. Cached steps below take its
-    # fingerprint as an input, so an unchanged file is a cache hit and a changed one a miss.
-    data = live(fingerprint_data(data_uri=p.data_uri, snapshot_uri=p.snapshot_uri), pod_settings, minio=True)
-    statistics = compute_statistics(
-        data_uri=data.outputs["data_uri"],
-        data_fingerprint=data.outputs["fingerprint"],
-        categorical_columns=p.categorical_columns,
+    # What a run starts from, read live, in one uncached task: the data's version (the data
+    # behind a fixed URI changes) and production's baseline (production moves between runs).
+    # Both are light (no TensorFlow, no TFDV); two tasks would be two more pods on Kubeflow.
+    # Cached steps below take the fingerprint and the baseline's immutable runs:/ URIs, so
+    # unchanged data against an unchanged production is a cache hit and anything else a miss.
+    inputs = resolve_inputs(
+        data_uri=p.data_uri,
+        snapshot_uri=p.snapshot_uri,
+        mlflow_tracking_uri=p.mlflow_tracking_uri,
+        registered_model_name=p.registered_model_name,
+        schema_uri=p.schema_uri,
+        statistics_uri=p.previous_statistics_uri,
     )
-    statistics.set_retry(**NETWORK_RETRY)
-    kubernetes_settings(statistics, pod_settings, minio=True)
-    schema = infer_schema(
-        statistics=statistics.outputs["statistics"],
+    live(inputs, pod_settings, mlflow_secret=True, minio=True)
+    # Statistics, schema and validation in one task: one TFDV import instead of three.
+    check = check_data(
+        data_uri=inputs.outputs["data_uri"],
+        data_fingerprint=inputs.outputs["fingerprint"],
         label=p.label,
-        curated_schema_uri=baseline.outputs["schema_uri"],
         categorical_columns=p.categorical_columns,
+        curated_schema_uri=inputs.outputs["schema_uri"],
         numeric_drift_threshold=p.numeric_drift_threshold,
         categorical_drift_threshold=p.categorical_drift_threshold,
-        mlflow_tracking_uri=p.mlflow_tracking_uri,
-    )
-    kubernetes_settings(schema, pod_settings, mlflow_secret=True)
-    validation = validate_data(
-        statistics=statistics.outputs["statistics"],
-        schema=schema.outputs["schema"],
-        previous_statistics_uri=baseline.outputs["statistics_uri"],
+        previous_statistics_uri=inputs.outputs["statistics_uri"],
         serving_statistics_uri=p.serving_statistics_uri,
         first_run_policy=p.first_run_policy,
         mlflow_tracking_uri=p.mlflow_tracking_uri,
     )
-    kubernetes_settings(validation, pod_settings, mlflow_secret=True)
-    record_gate(validation.outputs["verdict"], "data-is-valid", pod_settings)
+    check.set_retry(**NETWORK_RETRY)
+    kubernetes_settings(check, pod_settings, mlflow_secret=True, minio=True)
+    record_gate(check.outputs["verdict"], "data-is-valid", pod_settings)
 
-    with dsl.If(validation.outputs["Output"] == True, name="data-is-valid"):  # noqa: E712
+    with dsl.If(check.outputs["Output"] == True, name="data-is-valid"):  # noqa: E712
         train = train_model(
-            schema=schema.outputs["schema"],
-            data_uri=data.outputs["data_uri"],
-            data_fingerprint=data.outputs["fingerprint"],
+            schema=check.outputs["schema"],
+            data_uri=inputs.outputs["data_uri"],
+            data_fingerprint=inputs.outputs["fingerprint"],
             label=p.label,
             features=p.features,
             exclude_features=p.exclude_features,
@@ -292,16 +291,16 @@ def gated_training(p, baseline, pod_settings: bool) -> None:
             registered_model_name=p.registered_model_name,
             kserve_service=p.service_name,
             kserve_namespace=p.namespace,
+            record_dir=RECORD_DIR,  # uncached: it runs, and records, on every run
         )
-        live(evaluation, pod_settings, mlflow_secret=True)  # its baseline is what serves now
-        record_gate(evaluation.outputs["verdict"], "model-is-blessed", pod_settings)
+        live(evaluation, pod_settings, mlflow_secret=True, minio=True)  # its baseline is what serves now
 
         with dsl.If(evaluation.outputs["Output"] == True, name="model-is-blessed"):  # noqa: E712
             registration = register_model(
                 model=train.outputs["model"],
-                schema=schema.outputs["schema"],
-                statistics=statistics.outputs["statistics"],
-                anomalies=validation.outputs["anomalies"],
+                schema=check.outputs["schema"],
+                statistics=check.outputs["statistics"],
+                anomalies=check.outputs["anomalies"],
                 blessing=evaluation.outputs["verdict"],
                 eval_data=train.outputs["eval_data"],
                 predictions=evaluation.outputs["predictions"],

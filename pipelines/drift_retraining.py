@@ -9,20 +9,13 @@ from types import SimpleNamespace
 
 from kfp import dsl
 
-from components import (
-    compute_statistics,
-    fingerprint_data,
-    infer_schema,
-    resolve_baseline,
-    summarize_run,
-    validate_data,
-)
+from components import check_data, resolve_inputs, summarize_run
 from pipelines import training as training_pipeline
 from pipelines._training import (
+    CHECK,
     DEPLOY,
     NETWORK_RETRY,
     RECORD_DIR,
-    SCHEMA,
     SUMMARY,
     TRAIN,
     defaults,
@@ -47,8 +40,8 @@ def drift_retraining(
     training_data_uri: str,
     label: str = TRAINING_DEFAULTS["label"],
     environment: str = "SERVING",
-    numeric_drift_threshold: float = SCHEMA["numeric_drift_threshold"],
-    categorical_drift_threshold: float = SCHEMA["categorical_drift_threshold"],
+    numeric_drift_threshold: float = CHECK["numeric_drift_threshold"],
+    categorical_drift_threshold: float = CHECK["categorical_drift_threshold"],
     mlflow_tracking_uri: str = TRAIN["mlflow_tracking_uri"],
     registered_model_name: str = TRAINING_DEFAULTS["registered_model_name"],
     deploy_target: str = TRAINING_DEFAULTS["deploy_target"],
@@ -77,34 +70,27 @@ def drift_retraining(
     p = SimpleNamespace(**{**TRAINING_DEFAULTS, **locals(), "data_uri": training_data_uri})
     summary = live(summarize_run(record_dir=RECORD_DIR, webhook_url=webhook_url), True, minio=True)
     with dsl.ExitHandler(summary, name="run-summary"):
-        baseline = resolve_baseline(
-            mlflow_tracking_uri=mlflow_tracking_uri, registered_model_name=registered_model_name
+        # The recent data's version and production's baseline, read live (see gated_training).
+        recent = resolve_inputs(
+            data_uri=recent_data_uri,
+            mlflow_tracking_uri=mlflow_tracking_uri,
+            registered_model_name=registered_model_name,
         )
-        live(baseline, True, mlflow_secret=True)
-        recent = live(fingerprint_data(data_uri=recent_data_uri), True, minio=True)
-        statistics = compute_statistics(
-            data_uri=recent.outputs["data_uri"], data_fingerprint=recent.outputs["fingerprint"]
-        )
-        kubernetes_settings(statistics.set_retry(**NETWORK_RETRY), True, minio=True)
-        schema = infer_schema(
-            statistics=statistics.outputs["statistics"],
+        live(recent, True, mlflow_secret=True, minio=True)
+        drift = check_data(
+            data_uri=recent.outputs["data_uri"],
+            data_fingerprint=recent.outputs["fingerprint"],
             label=label,
-            curated_schema_uri=baseline.outputs["schema_uri"],
+            curated_schema_uri=recent.outputs["schema_uri"],
             numeric_drift_threshold=numeric_drift_threshold,
             categorical_drift_threshold=categorical_drift_threshold,
-            mlflow_tracking_uri=mlflow_tracking_uri,
-        )
-        kubernetes_settings(schema, True, mlflow_secret=True)
-        drift = validate_data(
-            statistics=statistics.outputs["statistics"],
-            schema=schema.outputs["schema"],
-            previous_statistics_uri=baseline.outputs["statistics_uri"],
+            previous_statistics_uri=recent.outputs["statistics_uri"],
             environment=environment,
             first_run_policy="pass",
             mlflow_tracking_uri=mlflow_tracking_uri,
         )
-        kubernetes_settings(drift, True, mlflow_secret=True)
+        kubernetes_settings(drift.set_retry(**NETWORK_RETRY), True, mlflow_secret=True, minio=True)
         # Its drift_metrics output records every feature's score on every run, drift or not.
         drift.set_display_name("measure-drift")
         with dsl.If(drift.outputs["Output"] == False, name="drift-detected"):  # noqa: E712
-            gated_training(p, baseline, pod_settings=True)
+            gated_training(p, pod_settings=True)

@@ -49,7 +49,7 @@ def test_gates_are_conditions_on_the_verdict_outputs(training):
         for t in tasks.values()
         if "triggerPolicy" in t and "condition" in t["triggerPolicy"]
     }
-    assert "validate-data-Output" in conditions["data-is-valid"]
+    assert "check-data-Output" in conditions["data-is-valid"]
     assert "== true" in conditions["data-is-valid"]
     assert "evaluate-model-Output" in conditions["model-is-blessed"]
     # Training sits inside the data gate; registration and deployment inside the model gate.
@@ -75,11 +75,57 @@ def test_training_requests_an_accelerator_in_the_gpu_image(training):
 def test_network_steps_retry_and_deploy_is_never_cached(training):
     _, (spec, *_) = training
     tasks = all_tasks(spec)
-    for name in ("compute-statistics", "evaluate-model", "register-model", "train-model"):
+    for name in ("check-data", "evaluate-model", "register-model", "train-model", "resolve-inputs"):
         assert tasks[name]["retryPolicy"]["maxRetryCount"] >= 2, name
-    for name in ("deploy-model", "register-model", "evaluate-model", "resolve-baseline"):
+    for name in ("deploy-model", "register-model", "evaluate-model", "resolve-inputs"):
         assert tasks[name]["cachingOptions"] == {}, name  # {} is enableCache false
-    assert tasks["train-model"]["cachingOptions"] == {"enableCache": True}
+    for name in ("check-data", "train-model"):
+        assert tasks[name]["cachingOptions"] == {"enableCache": True}, name
+
+
+def executed_tasks(spec: dict) -> list[str]:
+    """The tasks that run a container (not the DAGs of gates and the exit handler)."""
+    return sorted(
+        name for name, task in all_tasks(spec).items()
+        if "executorLabel" in spec["components"][task["componentRef"]["name"]]
+    )
+
+
+def recorded_gates(spec: dict) -> dict[str, str]:
+    """gate -> the task that leaves its verdict in the run record: a record-verdict task, or
+    the gating task itself with record_dir (its own gate)."""
+    own = {"evaluate-model": "model-is-blessed", "deploy-model": "deployment-is-healthy"}
+    gates = {}
+    for name, task in all_tasks(spec).items():
+        parameters = task.get("inputs", {}).get("parameters", {})
+        if task["componentRef"]["name"].startswith("comp-record-verdict"):
+            gates[parameters["gate"]["runtimeValue"]["constant"]] = name
+        elif "record_dir" in parameters and name in own:
+            gates[own[name]] = name
+    return gates
+
+
+def test_a_good_run_is_few_tasks_and_every_gate_is_recorded(training):
+    """Fewer tasks (issue 16): one live input step, the data check in one task, the model and
+    deployment gates recording their own verdicts; the summary still lists every gate."""
+    _, (spec, *_) = training
+    assert executed_tasks(spec) == [
+        "check-data", "deploy-model", "evaluate-model", "record-verdict", "record-verdict-2",
+        "register-model", "resolve-inputs", "summarize-run", "train-model",
+    ]
+    assert recorded_gates(spec) == {
+        "data-is-valid": "record-verdict",
+        "model-is-blessed": "evaluate-model",
+        "deployment-is-healthy": "record-verdict-2",
+    }
+    tasks = all_tasks(spec)
+    # The data verdict is recorded from check-data's output, whether or not the gate passed.
+    record = tasks["record-verdict"]["inputs"]["artifacts"]["verdict"]["taskOutputArtifact"]
+    assert record == {"outputArtifactKey": "verdict", "producerTask": "check-data"}
+    for name in ("evaluate-model", "record-verdict"):
+        record_dir = tasks[name]["inputs"]["parameters"]["record_dir"]
+        value = record_dir.get("runtimeValue", {}).get("constant", "")
+        assert value == "{{$.pipeline_root}}/run-records/{{$.pipeline_job_uuid}}", (name, record_dir)
 
 
 def test_exit_handler_always_summarises(training):
@@ -107,11 +153,11 @@ def test_drift_pipeline_retrains_only_when_drift_is_detected():
     tasks = all_tasks(spec)
     gate = next(t for t in tasks.values() if t["taskInfo"]["name"] == "drift-detected")
     condition = gate["triggerPolicy"]["condition"]
-    assert "validate-data-Output" in condition and "== false" in condition
+    assert "check-data-Output" in condition and "== false" in condition
     branch = spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
     # The training steps themselves (built by the same function as the training pipeline, not
-    # a nested pipeline): the training data's own fingerprint, statistics and data gate.
-    assert {"fingerprint-data-2", "compute-statistics-2", "validate-data-2"} <= set(branch)
+    # a nested pipeline): the training data's own fingerprint and baseline, and data gate.
+    assert {"resolve-inputs-2", "check-data-2"} <= set(branch)
     assert any(t["taskInfo"]["name"] == "data-is-valid" for t in branch.values())
 
 
@@ -138,10 +184,10 @@ def test_monitoring_retrains_only_when_serving_says_so(name):
     assert "monitor-model-Output" in condition and "'retrain'" in condition
     branch = spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
     # the gated training steps of the training pipeline, data gate first
-    assert {"resolve-baseline", "fingerprint-data", "validate-data"} <= set(branch)
+    assert {"resolve-inputs", "check-data"} <= set(branch)
     assert any(t["taskInfo"]["name"] == "data-is-valid" for t in branch.values())
     # the monitor's verdict is in the run record (the summary and its webhook say why)
-    records = [t for t in tasks.values() if t["componentRef"]["name"].startswith("comp-record-verdict")]
-    gates = {t["inputs"]["parameters"]["gate"]["runtimeValue"]["constant"] for t in records}
-    assert "model-is-healthy" in gates
+    assert set(recorded_gates(spec)) == {
+        "model-is-healthy", "data-is-valid", "model-is-blessed", "deployment-is-healthy"
+    }
     assert len(platform) == (1 if name == "monitoring" else 0)  # Vertex: one document
