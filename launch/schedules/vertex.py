@@ -111,6 +111,10 @@ def plan_vertex(
         if entry.vertex_experiment:
             labels[VERTEX_EXPERIMENT_LABEL] = entry.vertex_experiment
             experiment_for(entry.vertex_experiment)
+            plan.notes.append(
+                f"{entry.name}: runs labelled {VERTEX_EXPERIMENT_LABEL}={entry.vertex_experiment} (Vertex "
+                "schedules cannot join runs to an experiment; googleapis/python-aiplatform#2340)"
+            )
         job = submit.build_pipeline_job(
             spec,
             project=project,

@@ -579,6 +579,7 @@ def test_vertex_bounds_queueing_and_experiment_reach_the_api_and_update_in_place
 
     assert kinds(plan) == {"bounded": "create", "plain": "create"}
     assert [a.name for a in plan.actions if a.kind == "create-experiment"] == ["churn-nightly"]
+    assert any("labelled kfp-ct-vertex-experiment=churn-nightly" in note for note in plan.notes)
     created, other = schedule_posts(vertex_server)
     assert (created["startTime"], created["endTime"]) == ("2030-01-01T02:00:00Z", "2030-06-30T00:00:00Z")
     assert created["maxRunCount"] == "30" and created["allowQueueing"] is True
