@@ -1,9 +1,10 @@
-"""Compiles every pipeline in pipelines/ to its committed golden spec.
+"""Compiles every pipeline and every component to its committed golden spec.
 
-    python compile.py                 write pipelines/<name>.yaml
+    python compile.py                 write pipelines/<name>.yaml, components/<name>/component.yaml
     python compile.py --check         fail (exit 1) when a golden is stale, naming it
-    python compile.py --image-registry REG --output-dir DIR
-                                      specs whose images live in your registry, goldens untouched
+    python compile.py --image-registry REG [--image-tag TAG] --output-dir DIR
+                                      the same specs, in DIR's pipelines/ and components/,
+                                      with images from your registry; goldens untouched
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from pathlib import Path
 
 import yaml
 from kfp import compiler
+from kfp.dsl.base_component import BaseComponent
 from kfp.dsl.graph_component import GraphComponent
 
 from components import images
 
 ROOT = Path(__file__).resolve().parent
-PIPELINES_DIR = ROOT / "pipelines"
 
 
 def discover() -> dict[str, GraphComponent]:
@@ -42,19 +43,30 @@ def discover() -> dict[str, GraphComponent]:
     return found
 
 
+def goldens() -> dict[str, BaseComponent]:
+    """Every committed spec, by its path under the project root, and what compiles to it:
+    ``pipelines/<name>.yaml`` for each pipeline, ``components/<name>/component.yaml`` for each
+    component (``kfp.components.load_component_from_file`` loads those)."""
+    import components
+
+    specs: dict[str, BaseComponent] = {f"pipelines/{name}.yaml": p for name, p in discover().items()}
+    for name in components.__all__:
+        specs[f"components/{name}/component.yaml"] = getattr(components, name)
+    return specs
+
+
 def retarget_images(spec_text: str, registry: str | None, tag: str | None) -> str:
     """Rewrites this project's image references (only those) for another registry or tag."""
     documents = list(yaml.safe_load_all(spec_text))
     for executor in documents[0].get("deploymentSpec", {}).get("executors", {}).values():
         container = executor.get("container")
         if container and container.get("image") in images.ALL:
-            name, _, version = container["image"].partition(":")
-            container["image"] = f"{registry.rstrip('/') + '/' if registry else ''}{name}:{tag or version}"
+            container["image"] = images.reference(container["image"], registry, tag)
     return yaml.safe_dump_all(documents, sort_keys=True)
 
 
-def compile_to(pipeline: GraphComponent, path: Path) -> None:
-    compiler.Compiler().compile(pipeline, package_path=str(path))
+def compile_to(spec: BaseComponent, path: Path) -> None:
+    compiler.Compiler().compile(spec, package_path=str(path))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,26 +83,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.check and retarget:
         parser.error("--check compares the goldens; it takes no image options")
 
+    if retarget:  # a malformed registry or tag fails here, before anything is compiled
+        try:
+            images.reference(images.ALL[0], args.image_registry, args.image_tag)
+        except ValueError as exc:
+            parser.error(str(exc))
     stale = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, pipeline in discover().items():
-            fresh = Path(tmp) / f"{name}.yaml"
-            compile_to(pipeline, fresh)
+        for relative, spec in goldens().items():
+            fresh = Path(tmp) / "spec.yaml"
+            compile_to(spec, fresh)
             text = fresh.read_text()
             if retarget:
-                args.output_dir.mkdir(parents=True, exist_ok=True)
-                target = args.output_dir / f"{name}.yaml"
+                target = args.output_dir / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(retarget_images(text, args.image_registry, args.image_tag))
                 print(f"wrote {target}")
                 continue
-            golden = PIPELINES_DIR / f"{name}.yaml"
-            if args.check:
-                if not golden.exists() or golden.read_text() != text:
-                    stale.append(golden.relative_to(ROOT))
+            golden = ROOT / relative
+            if golden.exists() and golden.read_text() == text:
                 continue
-            if not golden.exists() or golden.read_text() != text:
+            if args.check:
+                stale.append(relative)
+            else:
                 golden.write_text(text)
-                print(f"wrote {golden.relative_to(ROOT)}")
+                print(f"wrote {relative}")
     if stale:
         for path in stale:
             print(f"stale compiled spec: {path}", file=sys.stderr)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Create (or refresh) the host SDK environment in .venv from requirements/host.txt.
+# Create (or refresh) the host SDK environment in .venv: requirements/host.txt, which installs
+# the project (editable) with the dependencies pinned in pyproject.toml, plus the dev tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 stamp=.venv/.requirements-installed
-if [ -f "$stamp" ] && cmp -s requirements/host.txt "$stamp"; then
+# Both files hold pins (pyproject.toml: the SDK's; host.txt: the tools'), so either refreshes.
+if [ -f "$stamp" ] && cat requirements/host.txt pyproject.toml | cmp -s - "$stamp"; then
   exit 0
 fi
 python=$(command -v python3.11 || command -v python3)
@@ -14,7 +16,5 @@ echo "[venv] creating .venv with $("$python" --version) and requirements/host.tx
 "$python" -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet --progress-bar off -r requirements/host.txt
-.venv/bin/pip install --quiet --no-deps --no-build-isolation -e . 2>/dev/null \
-  || .venv/bin/pip install --quiet --no-deps -e .
-cp requirements/host.txt "$stamp"
+cat requirements/host.txt pyproject.toml > "$stamp"
 echo "[venv] ready" >&2
