@@ -164,11 +164,13 @@ def current_storage_uri(name: str, namespace: str = "default", *, kubeconfig: st
 # --- rendering -----------------------------------------------------------------------------
 
 TEMPLATE = "manifests/kserve/base/inferenceservice.yaml"
-"""The InferenceService template, relative to the project root (its only home)."""
+"""The InferenceService template, relative to the project root (its only home). The wheel
+installs ``manifests/`` as package data beside ``components``, so the path holds there too."""
 
 
 def template_path(path: str = "") -> str:
-    """``path`` when given, else the project's template (source checkout or image).
+    """``path`` when given, else the project's template: beside the ``components`` package, in
+    a checkout and in an installed wheel (the images install one) alike.
 
     Raises:
         FileNotFoundError: naming every place looked at.
@@ -182,6 +184,7 @@ def template_path(path: str = "") -> str:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"InferenceService template {path!r} does not exist")
         return path
+    # /opt/project: runtime images built before the wheel carried manifests/ (gone once rebuilt).
     roots = [Path(components.__file__).resolve().parent.parent, Path("/opt/project")]
     for root in roots:
         candidate = root / TEMPLATE
