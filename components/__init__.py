@@ -2,9 +2,12 @@
 
 Each component lives in ``components/<name>/``: ``component.py`` is the KFP interface (what the
 compiled spec and the Kubeflow UI show), ``runtime.py`` is the plain-Python work, run inside the
-runtime image. The function, its folder and the compiled task share one name.
+runtime image. The function, its folder and the compiled task share one name; each is also
+compiled to ``components/<name>/component.yaml`` (``python compile.py``), which
+``kfp.components.load_component_from_file`` loads without this package.
 
-``from components import make_demo_data`` gives the KFP component. Inside a running component,
+``from components import make_demo_data`` gives the KFP component; ``images.use(registry,
+tag=...)`` points them all at your registry in one call. Inside a running component,
 kfp's executor exposes only the runtime part of ``kfp.dsl``; there the interfaces are not
 loaded, and runtime modules import as plain Python.
 """
