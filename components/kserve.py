@@ -234,8 +234,14 @@ def render(
         model.pop("runtimeVersion", None)
     if runtime_version:
         model["runtimeVersion"] = runtime_version
+    version = (labels or {}).get(VERSION_LABEL)
+    if version:
+        # On the predictor's pods, where KServe's inference logger reads it into every event:
+        # the logs then tell a canary's requests from the stable model's.
+        predictor.setdefault("annotations", {})[VERSION_LABEL] = version
     if prediction_logger_url:
-        predictor["logger"] = {"mode": "all", "url": prediction_logger_url}
+        logger_spec = {"mode": "all", "url": prediction_logger_url, "metadataAnnotations": [VERSION_LABEL]}
+        predictor["logger"] = logger_spec
     if resources:
         model["resources"] = resources
     if min_replicas is not None:
@@ -577,7 +583,8 @@ class Rollout:
     """
 
     def __init__(
-        self, kclient, desired, *, smoke, verdict, ready_timeout, poll_interval=5.0, canary_percent=10
+        self, kclient, desired, *, smoke, verdict, ready_timeout, poll_interval=5.0, canary_percent=10,
+        judge=None,
     ):
         self.k = kclient
         self.api = kclient.api_instance  # dict bodies: merge-patches need explicit nulls
@@ -588,6 +595,9 @@ class Rollout:
         self.smoke, self.verdict = smoke, verdict
         self.ready_timeout, self.poll = ready_timeout, poll_interval
         self.canary_percent = canary_percent
+        # judge(stable_version) -> bool holds a smoke-tested canary up to judge.max_seconds and
+        # judges it by live traffic before promotion (deploy_model._canary); None: promote at once.
+        self.judge = judge
         self.outcome: dict[str, Any] = {
             "name": self.name,
             "namespace": self.namespace,
@@ -747,12 +757,13 @@ class Rollout:
         started = float((marker or {}).get("started") or 0)
         age = time.time() - started
         ours = (marker or {}).get("model_uri") == self.outcome["model_uri"]
-        if marker and not ours and age < self.ready_timeout:
+        if marker and not ours and age < self.ready_timeout + float(marker.get("hold") or 0):
             self._check(
                 "rollout-in-progress",
                 "fail",
                 f"another rollout (model {marker.get('model_uri')}) started {age:.0f} s ago and may still "
-                f"be running (it has up to ready_timeout_seconds={self.ready_timeout:g} per step); "
+                f"be running (it has up to ready_timeout_seconds={self.ready_timeout:g} per step, plus "
+                f"{float(marker.get('hold') or 0):g} s to soak its canary); "
                 "nothing was changed. Retry when it has finished.",
             )
             return None
@@ -793,6 +804,8 @@ class Rollout:
             },
         }
         marker = {"model_uri": self.outcome["model_uri"], "started": time.time(), "previous": previous}
+        if self.judge is not None:
+            marker["hold"] = self.judge.max_seconds  # a live soak is not a dead rollout
         first_read = meta["resourceVersion"]
 
         def start(current):
@@ -843,6 +856,8 @@ class Rollout:
                     '"true" gives one); smoke requests go to the service URL and may reach either model',
                 )
             if not self._smoke(url):
+                return self._rollback(strategy, marker, previous_revision)
+            if self.judge is not None and not self.judge(previous["labels"].get(VERSION_LABEL, "")):
                 return self._rollback(strategy, marker, previous_revision)
 
             def promote(current):

@@ -127,10 +127,13 @@ def from_cloudevents(request: tuple[dict, Any], response: tuple[dict, Any], vers
     """The record for one request/response pair of KServe's inference logger.
 
     Each side is ``(headers, body)``: CloudEvents binary mode, ``ce-id`` the request id shared
-    by both, ``ce-time`` when it was sent, ``ce-inferenceservicename`` the service; the body is
+    by both, ``ce-time`` when it was sent, ``ce-inferenceservicename`` the service,
+    ``ce-annotations`` the predictor pod's annotations that the logger's metadataAnnotations
+    name (JSON; the model version comes from there unless ``version`` is given); the body is
     the v1 request (``instances``) and response (``predictions``).
     """
     request_headers = {k.lower(): v for k, v in request[0].items()}
+    version = version or _annotated_version(request_headers.get("ce-annotations", ""))
     response_headers = {k.lower(): v for k, v in response[0].items()}
     request_body, response_body = _json(request[1]), _json(response[1])
     sent = request_headers.get("ce-time")
@@ -152,6 +155,16 @@ def from_cloudevents(request: tuple[dict, Any], response: tuple[dict, Any], vers
         error=error,
         time=_parse_time(sent) if sent else None,
     )
+
+
+def _annotated_version(annotations: str) -> str:
+    from components.kserve import VERSION_LABEL
+
+    try:
+        return str((json.loads(annotations) if annotations else {}).get(VERSION_LABEL) or "")
+    except (ValueError, AttributeError):
+        logger.warning("ce-annotations %r is not a JSON object: the record has no model version", annotations)
+        return ""
 
 
 def _json(body) -> dict:

@@ -26,6 +26,11 @@ def deploy_model(
     runtime_version: str = "",
     serving_runtime: str = "",
     prediction_logger_url: str = "",
+    prediction_log_uri: str = "",
+    canary_soak_seconds: int = 0,
+    canary_min_requests: int = 0,
+    canary_limits: dict = None,
+    canary_labels_uri: str = "",
     resources: dict = None,
     min_replicas: int = -1,
     max_replicas: int = -1,
@@ -78,7 +83,21 @@ def deploy_model(
             out-of-range values and unseen categories); empty: KServe's TF Serving.
         prediction_logger_url: When set, KServe's inference logger sends every request and
             response there (the prediction-log sink of manifests/prediction-log-sink), for
-            monitor_model.
+            monitor_model. Each event carries the model version (the predictor's
+            app.kubernetes.io/version annotation, through the logger's metadataAnnotations).
+        prediction_log_uri: The prediction logs (the sink's or the model server's log folder,
+            any URI scheme): with canary_soak_seconds or canary_min_requests, a smoke-tested
+            canary is judged by its live traffic before promotion.
+        canary_soak_seconds: Keep the canary (after its smoke test) at least this long before
+            judging it; 0 with canary_min_requests 0: promote right after the smoke test.
+        canary_min_requests: Logged requests the canary must have served before it is judged;
+            fewer after canary_soak_seconds plus ready_timeout_seconds: rolled back (too little
+            traffic to judge).
+        canary_limits: Canary vs stable in the soak window, each optional:
+            max_error_rate_increase (0.01), max_latency_p95_ratio (1.5), max_prediction_psi
+            (0.2) and, with canary_labels_uri, max_metric_drop (0.02; the primary metric).
+        canary_labels_uri: Labels of served requests (columns request_id, optional row, and the
+            label), for comparing canary and stable performance where labels exist.
         resources: Predictor resources ({"requests": {...}, "limits": {...}}); empty keeps the
             template's.
         min_replicas: Predictor minReplicas; -1 keeps the template's.
@@ -123,6 +142,7 @@ def deploy_model(
         blessing_path=blessing.path if blessing is not None else "",
         # KFP has no optional int or dict: -1 and {} mean "keep the template's", None in Python.
         resources=resources or None,
+        canary_limits=canary_limits or {},
         min_replicas=None if min_replicas < 0 else min_replicas,
         max_replicas=None if max_replicas < 0 else max_replicas,
     )

@@ -112,6 +112,11 @@ def run(
     runtime_version,
     serving_runtime,
     prediction_logger_url,
+    prediction_log_uri,
+    canary_soak_seconds,
+    canary_min_requests,
+    canary_limits,
+    canary_labels_uri,
     resources,
     service_account,
     kubeconfig,
@@ -130,7 +135,7 @@ def run(
     was compared against; production then changes hands only by compare-and-set (see
     ``production_check``)."""
     from components import kserve, model_io, registry, uris
-    from components.deploy_model import _local, _smoke
+    from components.deploy_model import _canary, _local, _smoke
 
     _validate(
         service_name=service_name,
@@ -143,6 +148,15 @@ def run(
         model_version=model_version,
         poll_interval_seconds=poll_interval_seconds,
     )
+    soak = _canary.Soak(
+        log_uri=prediction_log_uri,
+        seconds=canary_soak_seconds,
+        min_requests=canary_min_requests,
+        limits=canary_limits or {},
+        labels_uri=canary_labels_uri,
+    )
+    if soak.enabled and not model_version:
+        raise ValueError("a canary soak needs model_version: the logs tell the canary's requests by it")
     mode = kserve.normalize_mode(deployment_mode)
     uri = storage_uri or model_uri
     if target == "kserve":
@@ -189,6 +203,14 @@ def run(
     ):
         outcome = {"name": service_name, "healthy": False, "action": "refused"}
     elif target == "local":
+        if soak.enabled:
+            verdict.add(
+                "canary-soak",
+                service_name,
+                WARN,
+                "the local target has no traffic split to soak a canary in: the pointer swaps after the "
+                "smoke test (canary_soak_seconds and canary_min_requests apply to target=kserve)",
+            )
         outcome = _local.deploy(
             model_dir=model_dir,
             name=service_name,
@@ -219,6 +241,16 @@ def run(
             poll_interval=poll_interval_seconds,
             canary_percent=canary_traffic_percent,
         )
+        if soak.enabled:
+            rollout.judge = _canary.Judge(
+                soak,
+                model=service_name,
+                candidate=str(model_version),
+                patience=ready_timeout_seconds,
+                poll=poll_interval_seconds,
+                check=rollout._check,
+                blessing=_blessing_details(blessing_path),
+            )
         try:
             outcome = rollout.run()
         except kserve.KubernetesApiError as exc:
@@ -256,12 +288,19 @@ def run(
     return healthy, metadata
 
 
+def _blessing_details(blessing_path: str) -> dict:
+    """The model gate's details (task, label, classes, baseline), {} without a blessing."""
+    if not blessing_path:
+        return {}
+    return json.loads(Path(blessing_path).read_text()).get("details") or {}
+
+
 def _evaluated_against(blessing_path: str) -> str | None:
     """The registry version the model gate compared the candidate with ("" when there was no
     production yet); None when unknown (no blessing, or a baseline not from the registry)."""
     if not blessing_path:
         return None
-    baseline = (json.loads(Path(blessing_path).read_text()).get("details") or {}).get("baseline") or {}
+    baseline = _blessing_details(blessing_path).get("baseline") or {}
     if baseline.get("source") != "mlflow":
         return None
     return str(baseline.get("version") or "")

@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+_HOP_BY_HOP = {"host", "content-length", "connection", "keep-alive", "proxy-connection", "transfer-encoding"}
 # Straight to the upstream: the relay must not go through the proxy it may itself be.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -62,12 +63,10 @@ def reply(handler: BaseHTTPRequestHandler, status: int, payload: bytes) -> None:
 def _forward(base: str, method: str, path: str, body: bytes | None, headers) -> tuple[int, bytes]:
     if not base:
         return 502, b'{"error": "no such host"}'
-    request = urllib.request.Request(
-        base + path,
-        data=body,
-        method=method,
-        headers={"Content-Type": headers.get("Content-Type") or "application/json"},
-    )
+    # A proxy passes the client's headers on (request ids, Ce-Id), not the hop-by-hop ones.
+    passed = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
+    passed["Content-Type"] = headers.get("Content-Type") or "application/json"
+    request = urllib.request.Request(base + path, data=body, method=method, headers=passed)
     try:
         with _DIRECT.open(request, timeout=30) as response:
             return response.status, response.read()

@@ -133,7 +133,8 @@ def test_our_serving_runtime_and_the_inference_logger_are_requested(cluster, mod
     assert healthy, report
     predictor = live(cluster)["spec"]["predictor"]
     assert predictor["model"]["runtime"] == "kfp-ct-tensorflow" and "runtimeVersion" not in predictor["model"]
-    assert predictor["logger"] == {"mode": "all", "url": sink}
+    # each event carries the predictor pod's version annotation (the monitor and canary read it)
+    assert predictor["logger"] == {"mode": "all", "url": sink, "metadataAnnotations": [kserve.VERSION_LABEL]}
     rendered = kserve.render(
         name=NAME,
         namespace=NS,
