@@ -107,6 +107,7 @@ def run(
             },
         }
     )
+    logs = _production_rows(result, logs, production)
     served = logs[(logs["status"] == 200) & logs["prediction"].notna()].reset_index(drop=True)
     judged = _check_window(result, logs, served, a, log_uri, model_name, start, end, measured)
     _check_serving(result, logs, served, a, measured)
@@ -195,6 +196,26 @@ def _read_logs(log_uri: str, model_name: str, start: datetime, end: datetime) ->
     frame["latency_ms"] = pd.to_numeric(frame["latency_ms"], errors="coerce")
     logger.info("%d logged rows of %s in [%s, %s)", len(frame), model_name, start, end)
     return frame
+
+
+def _production_rows(result, logs: pd.DataFrame, production) -> pd.DataFrame:
+    """The rows production's version served. Rows logged by another version (a canary, the
+    model before a promotion inside the window) are left out and counted; rows without a
+    version (a server that does not know it) are kept."""
+    if not production.found or logs.empty:
+        return logs
+    versions = logs["version"].fillna("").astype(str)
+    other = (versions != "") & (versions != str(production.version))
+    if not other.any():
+        return logs
+    counts = versions[other].value_counts().sort_index().to_dict()
+    result.details["other_versions"] = {version: int(n) for version, n in counts.items()}
+    listed = ", ".join(f"{n} rows of version {version}" for version, n in counts.items())
+    result.notes.append(
+        f"Judged on production's version {production.version} only: the window also holds {listed} "
+        "(a canary, or the model before a promotion), left out."
+    )
+    return logs[~other].reset_index(drop=True)
 
 
 def _check_window(result, logs, served, a, log_uri, model_name, start, end, measured) -> bool:

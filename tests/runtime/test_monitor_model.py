@@ -80,6 +80,7 @@ def serve(
     latency_ms=6.0,
     flags=None,
     model=MODEL,
+    version="1",
 ):
     """Writes one record per row, as the model server does (missing strings sent as "")."""
     writer = prediction_log.Writer(str(log_dir))
@@ -93,7 +94,7 @@ def serve(
             prediction_log.record(
                 request_id=f"{prefix}-{i}",
                 model=model,
-                version="1",
+                version=version,
                 inputs=[row],
                 outputs=[] if failed else [float(predictions[i])],
                 flags=[flags(i, row)] if flags and not failed else None,
@@ -185,6 +186,19 @@ def test_healthy_traffic_is_healthy_and_its_statistics_feed_the_data_gate(
     data_gate = json.loads((gate / "v.json").read_text())
     gate_skew = [c for c in data_gate["checks"] if c["name"] == "skew"]
     assert len(gate_skew) >= 8 and all(c["status"] == "pass" for c in gate_skew), gate_skew
+
+
+def test_rows_another_version_served_in_the_window_are_left_out(tmp_path, production, mlflow_server):
+    logs = tmp_path / "logs"
+    serve(logs, production, demo.generate(600, seed=2), prefix="ok")
+    # A canary of version 2 that took drifted traffic in the same window, then was rolled back.
+    serve(logs, production, demo.corrupt(demo.generate(300, seed=9), "drift"), prefix="canary", version="2")
+    result = monitor(tmp_path, logs, mlflow_server)
+
+    assert result.healthy, result.summary
+    assert result.metrics["rows"] == 600
+    assert result.json["details"]["other_versions"] == {"2": 300}
+    assert any("300 rows of version 2" in note for note in result.json["notes"])
 
 
 def test_shifted_inputs_name_the_skewed_features_and_the_prediction_drift(
