@@ -1,20 +1,26 @@
-"""Benchmark: TFDV statistics in memory vs on Apache Beam (DirectRunner) vs a bare pyarrow read.
+"""Benchmark: TFDV statistics from Arrow vs through pandas vs Apache Beam, against a bare read.
 
-A generated table (default 1,000,000 rows x 20 columns: 6 float, 6 int, 8 string categories,
-with a few percent missing values) is written to Parquet and CSV in a temp dir. For each
-format, measured side by side in one run (these machines are shared and noisy; compare the
-ratios):
+A table (default 1,000,000 rows x 20 columns: 6 float, 6 int, 8 string categories, 2-3 %
+missing in each kind; or ``--data FILE.csv``, real rows tiled up to ``--rows``) is written to
+Parquet and CSV in a temp dir. Measured side by side in one run (these machines are shared and
+noisy; compare the ratios), each path in a fresh process so its peak RSS is its own:
 
 - floor: pyarrow reading the file into memory and nothing else;
-- in_memory: compute_statistics' in-memory engine (pyarrow read, pandas, then
-  ``tfdv.generate_statistics_from_dataframe``), through ``runtime.run``;
-- beam: compute_statistics' Beam engine on the DirectRunner (``generate_statistics_from_csv`` /
-  ``ReadFromParquetBatched | GenerateStatistics``), through ``runtime.run``.
+- pandas path (before): ``tfdv_io.read_table``, pandas (nullable ints), then
+  ``tfdv.generate_statistics_from_dataframe`` (``tfdv_io.dataframe_statistics``);
+- Arrow path (now): compute_statistics' in-memory engine, ``tfdv_io.read_table`` then
+  ``tfdv_io.table_statistics`` on every CPU, and on one thread;
+- Beam, on a smaller file (``--beam-rows``, so it finishes in a couple of minutes): the
+  in-memory engine and compute_statistics' Beam engine on the DirectRunner in process and
+  with ``--direct_running_mode=multi_processing --direct_num_workers=N``.
 
-Ratio = seconds / floor seconds of the same format (how many times the bare read it costs).
+Ratio = seconds / floor seconds of the same file. In-memory paths: best of ``--repeat`` runs
+in their process (the first run included); Beam: one run. Every in-memory path's statistics
+are compared with the pandas path's (the whole DatasetFeatureStatisticsList proto).
 
     bash scripts/in-runtime.sh python bench/statistics.py > bench/results/statistics.md
     bash scripts/in-runtime.sh python bench/statistics.py --rows 200000 --formats parquet
+    bash scripts/in-runtime.sh python bench/statistics.py --data /datasets/chicago_taxi/data.csv
 
 The Markdown goes to stdout (or ``--output PATH``); logs go to stderr.
 """
@@ -23,17 +29,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import platform
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
 logger = logging.getLogger("bench.statistics")
 
 FLOATS, INTS, STRINGS = 6, 6, 8
+IN_MEMORY = {"pandas": "pandas path (before)", "arrow": "Arrow path (now)", "arrow-1": "Arrow path, 1 thread"}
+BEAM = {"beam": "Beam DirectRunner, in process", "beam-mp": "Beam DirectRunner, multi_processing"}
 
 
 def generate(rows: int, seed: int = 0):
@@ -48,13 +58,44 @@ def generate(rows: int, seed: int = 0):
         values[rng.uniform(size=rows) < 0.03] = np.nan
         columns[f"f{i}"] = values.round(3)
     for i in range(INTS):
-        columns[f"i{i}"] = rng.poisson(3 + 10 * i, rows) if i % 2 else rng.integers(0, 24, rows)
+        values = rng.poisson(3 + 10 * i, rows) if i % 2 else rng.integers(0, 24, rows)
+        columns[f"i{i}"] = pd.array(values, dtype="Int64")
+        columns[f"i{i}"][rng.uniform(size=rows) < 0.02] = pd.NA
     for i in range(STRINGS):
         vocab = np.array([f"cat{i}_{v}" for v in range(5 * (i + 1))])
         values = vocab[rng.zipf(1.6, rows) % len(vocab)].astype(object)
         values[rng.uniform(size=rows) < 0.02] = None
         columns[f"s{i}"] = values
     return pd.DataFrame(columns)
+
+
+def tiled(path: Path, rows: int):
+    """A real CSV's rows repeated up to ``rows`` (the columns and their holes stay real)."""
+    import pyarrow as pa
+
+    from components import tfdv_io
+
+    table = tfdv_io.read_table(tfdv_io.locate_data(str(path)))
+    copies = -(-rows // table.num_rows)
+    return pa.concat_tables([table] * copies).slice(0, rows).combine_chunks()
+
+
+def write_files(table_or_frame, work: Path, formats: list[str], stem: str) -> dict[str, Path]:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    table = table_or_frame if isinstance(table_or_frame, pa.Table) else pa.Table.from_pandas(
+        table_or_frame, preserve_index=False)
+    files = {}
+    for fmt in formats:
+        path = work / f"{stem}.{fmt}"
+        if fmt == "parquet":
+            pq.write_table(table, path)
+        else:
+            pcsv.write_csv(table, path)
+        files[fmt] = path
+    return files
 
 
 def pyarrow_read(path: Path) -> int:
@@ -65,22 +106,137 @@ def pyarrow_read(path: Path) -> int:
     return table.num_rows
 
 
-def timed(fn, repeat: int = 1) -> tuple[float, object]:
-    best, result = float("inf"), None
+def measure(path: str, engine: str, repeat: int, beam_flags: list[str]) -> dict:
+    """One path on one file, in this (fresh) process: best seconds, rows, peak RSS, statistics."""
+    import resource
+
+    import tensorflow_data_validation  # noqa: F401 - imported before the clock and the baseline
+
+    from components import tfdv_io
+    from components.compute_statistics import runtime
+
+    baseline = _rss_mib()
+    options = runtime._stats_options([])
+    data = tfdv_io.locate_data(path)
+    if engine in BEAM:
+        repeat = 1
+        out = Path(tempfile.mkdtemp(prefix="bench-beam-")) / "stats.pb"
+
+        def once():
+            runtime.run(output_path=str(out), data_uri=path, engine="beam", beam_pipeline_options=beam_flags)
+            return tfdv_io.load_statistics(str(out))
+    elif engine == "pandas":
+        def once():
+            return tfdv_io.dataframe_statistics(tfdv_io.read_table(data), options)
+    elif engine == "arrow":
+        def once():
+            return runtime._in_memory(data, options)
+    else:
+        def once():
+            return tfdv_io.table_statistics(tfdv_io.read_table(data), options, threads=1)
+    best, stats = float("inf"), None
     for _ in range(repeat):
         started = time.perf_counter()
-        result = fn()
+        stats = once()
         best = min(best, time.perf_counter() - started)
-    return best, result
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"seconds": best, "rows": int(stats.datasets[0].num_examples), "peak_mib": peak,
+            "baseline_mib": baseline, "stats": stats.SerializeToString(deterministic=True)}
+
+
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def in_fresh_process(*args) -> dict:
+    # Each path in its own process, so its peak RSS is its own; forked from a server that
+    # imported TFDV once (not from this process, which has TensorFlow's threads running).
+    with ProcessPoolExecutor(max_workers=1, mp_context=_FORKSERVER) as pool:
+        return pool.submit(measure, *args).result()
+
+
+_FORKSERVER = multiprocessing.get_context("forkserver")
+_FORKSERVER.set_forkserver_preload(["tensorflow_data_validation", "components.compute_statistics.runtime"])
+
+
+def best_read(path: Path) -> tuple[float, int]:
+    best, rows = float("inf"), 0
+    for _ in range(3):
+        started = time.perf_counter()
+        rows = pyarrow_read(path)
+        best = min(best, time.perf_counter() - started)
+    return best, rows
+
+
+def run_paths(files: dict[str, Path], paths: list[str], repeat: int, beam_flags: dict, label: str) -> list:
+    results = []
+    for fmt, path in files.items():
+        floor, rows = best_read(path)
+        size = path.stat().st_size / 2**20
+        logger.info("%s %s: pyarrow read %.2fs", label, fmt, floor)
+        results.append({"set": label, "format": fmt, "path": "pyarrow read (floor)", "seconds": floor,
+                        "rows": rows, "size_mib": size, "ratio": 1.0})
+        reference = None
+        for key in paths:
+            result = in_fresh_process(str(path), key, repeat, beam_flags.get(key, []))
+            name = {**IN_MEMORY, **BEAM}[key]
+            logger.info("%s %s: %s %.2fs (%d rows, peak RSS %.0f MiB)", label, fmt, name,
+                        result["seconds"], result["rows"], result["peak_mib"])
+            if key == "pandas":
+                reference = result["stats"]
+            same = "" if key == "pandas" or key in BEAM or reference is None else (
+                "yes" if _same_statistics(result["stats"], reference) else "**no**")
+            results.append({
+                "set": label, "format": fmt, "path": name, "seconds": result["seconds"],
+                "rows": result["rows"], "size_mib": size, "ratio": result["seconds"] / floor,
+                "peak_mib": result["peak_mib"], "growth_mib": result["peak_mib"] - result["baseline_mib"],
+                "same": same,
+            })
+    return results
+
+
+def _same_statistics(a: bytes, b: bytes) -> bool:
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    left, right = statistics_pb2.DatasetFeatureStatisticsList(), statistics_pb2.DatasetFeatureStatisticsList()
+    left.ParseFromString(a)
+    right.ParseFromString(b)
+    return left == right
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), "
+            f"Python {platform.python_version()}")
+
+
+def table_lines(results: list) -> list[str]:
+    lines = ["| format | file MiB | path | seconds | rows/s | ratio vs read | peak RSS MiB (growth) | "
+             "same statistics as pandas path |", "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        rss = f"{r['peak_mib']:.0f} (+{r['growth_mib']:.0f})" if "peak_mib" in r else ""
+        lines.append(f"| {r['format']} | {r['size_mib']:.0f} | {r['path']} | {r['seconds']:.2f} | "
+                     f"{r['rows'] / r['seconds']:,.0f} | {r['ratio']:.1f}x | {rss} | {r.get('same', '')} |")
+    return lines
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--beam-rows", type=int, default=200_000,
+                        help="rows of the file the Beam rows run on (0: no Beam rows)")
+    parser.add_argument("--beam-workers", type=int, default=os.cpu_count(),
+                        help="direct_num_workers for the multi_processing row")
+    parser.add_argument("--data", type=Path, help="a real CSV whose rows are tiled up to --rows")
     parser.add_argument("--formats", default="parquet,csv", help="comma-separated: parquet,csv")
-    parser.add_argument("--engines", default="in_memory,beam", help="comma-separated: in_memory,beam")
-    parser.add_argument("--beam-option", action="append", default=[],
-                        help="extra Beam flag, e.g. --beam-option=--direct_num_workers=2 (repeatable)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per in-memory path (best counts)")
     parser.add_argument("--output", help="write the Markdown here as well as to stdout")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
@@ -89,66 +245,56 @@ def main(argv=None) -> int:
     import pyarrow
     import tensorflow_data_validation as tfdv
 
-    from components.compute_statistics import runtime
-
     formats = [f for f in args.formats.split(",") if f]
-    engines = [e for e in args.engines.split(",") if e]
     work = Path(tempfile.mkdtemp(prefix="bench-statistics-"))
-    logger.info("generating %d rows x %d columns in %s", args.rows, FLOATS + INTS + STRINGS, work)
-    frame = generate(args.rows)
-    files = {}
-    for fmt in formats:
-        path = work / f"data.{fmt}"
-        if fmt == "parquet":
-            frame.to_parquet(path, index=False)
-        else:
-            frame.to_csv(path, index=False)
-        files[fmt] = path
-    del frame
-
-    results = []
-    for fmt, path in files.items():
-        floor, rows = timed(lambda p=path: pyarrow_read(p), repeat=3)
-        logger.info("%s: pyarrow read %.2fs", fmt, floor)
-        results.append({"format": fmt, "path": "pyarrow read (floor)", "seconds": floor, "rows": rows,
-                        "ratio": 1.0, "size_mb": path.stat().st_size / 2**20})
-        for engine in engines:
-            out = work / f"stats-{fmt}-{engine}.pb"
-            seconds, meta = timed(lambda p=path, e=engine, o=out: runtime.run(
-                output_path=str(o), data_uri=str(p), engine=e, beam_pipeline_options=args.beam_option))
-            logger.info("%s: %s %.2fs (%d rows)", fmt, engine, seconds, meta["rows"])
-            results.append({"format": fmt, "path": f"{engine} (compute_statistics)", "seconds": seconds,
-                            "rows": meta["rows"], "ratio": seconds / floor,
-                            "size_mb": path.stat().st_size / 2**20})
+    if args.data:
+        describe = f"{args.data.name}, real rows tiled to {args.rows:,}"
+        source = lambda rows: tiled(args.data, rows)  # noqa: E731
+    else:
+        describe = (f"{args.rows:,} rows x {FLOATS + INTS + STRINGS} columns ({FLOATS} float, {INTS} int, "
+                    f"{STRINGS} string categories; 2-3% missing in each)")
+        source = generate
+    logger.info("writing %s to %s", describe, work)
+    files = write_files(source(args.rows), work, formats, "data")
+    results = run_paths(files, list(IN_MEMORY), args.repeat, {}, "main")
+    beam_results = []
+    multi = [f"--direct_num_workers={args.beam_workers}", "--direct_running_mode=multi_processing"]
+    if args.beam_rows:
+        small = write_files(source(args.beam_rows), work, formats, "small")
+        beam_results = run_paths(small, ["arrow", "beam", "beam-mp"], 1,
+                                 {"beam": ["--direct_num_workers=1"], "beam-mp": multi}, "beam")
 
     lines = [
-        "# Statistics benchmark: TFDV in memory vs Beam DirectRunner vs pyarrow read",
+        "# Statistics benchmark: TFDV from Arrow vs through pandas vs Beam, against a pyarrow read",
         "",
         f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        f"- machine: {machine()}",
         f"- versions: tensorflow-data-validation {tfdv.__version__}, apache-beam {apache_beam.__version__},"
         f" pyarrow {pyarrow.__version__}",
         f"- command: `{' '.join(['bash scripts/in-runtime.sh python bench/statistics.py', *sys.argv[1:]])}`",
-        f"- data: {args.rows:,} rows x {FLOATS + INTS + STRINGS} columns ({FLOATS} float, {INTS} int, "
-        f"{STRINGS} string categories; 2-3% missing in floats and strings)",
-        f"- Beam options: {args.beam_option or ['--runner=DirectRunner (default)']}",
-        "- floor: best of 3 reads; engines: one run each, through compute_statistics' runtime.run",
+        f"- data: {describe}",
+        f"- floor: best of 3 reads; in-memory paths: best of {args.repeat} in a fresh process each; "
+        "Beam: one run",
         "",
-        "ratio = seconds / pyarrow read seconds for the same file.",
+        "ratio = seconds / pyarrow read seconds for the same file; peak RSS of the measuring process "
+        "(growth: above its RSS after importing TFDV).",
         "",
-        "| format | file MiB | path | seconds | rows/s | ratio vs read |",
-        "|---|---|---|---|---|---|",
+        *table_lines(results),
     ]
-    for r in results:
-        lines.append(f"| {r['format']} | {r['size_mb']:.0f} | {r['path']} | {r['seconds']:.2f} | "
-                     f"{r['rows'] / r['seconds']:,.0f} | {r['ratio']:.1f}x |")
-    by = {(r["format"], r["path"].split(" ")[0]): r["seconds"] for r in results}
+    if beam_results:
+        lines += ["", f"Beam, on {args.beam_rows:,} rows (multi_processing: {' '.join(multi)}):", "",
+                  *table_lines(beam_results)]
+    by = {(r["set"], r["format"], r["path"]): r["seconds"] for r in results + beam_results}
     lines.append("")
     for fmt in formats:
-        if (fmt, "beam") in by and (fmt, "in_memory") in by:
-            ratio = by[(fmt, "beam")] / by[(fmt, "in_memory")]
-            lines.append(f"- {fmt}: Beam DirectRunner / in memory = {ratio:.1f}x")
+        pandas, arrow = by.get(("main", fmt, IN_MEMORY["pandas"])), by.get(("main", fmt, IN_MEMORY["arrow"]))
+        if pandas and arrow:
+            lines.append(f"- {fmt}: pandas path / Arrow path = {pandas / arrow:.1f}x")
+        beam, multi_s = by.get(("beam", fmt, BEAM["beam"])), by.get(("beam", fmt, BEAM["beam-mp"]))
+        small_arrow = by.get(("beam", fmt, IN_MEMORY["arrow"]))
+        if beam and multi_s and small_arrow:
+            lines.append(f"- {fmt}: Beam in process / multi_processing = {beam / multi_s:.2f}x; "
+                         f"Beam in process / Arrow path = {beam / small_arrow:.1f}x")
     markdown = "\n".join(lines) + "\n"
     sys.stdout.write(markdown)
     if args.output:
