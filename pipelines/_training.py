@@ -323,12 +323,12 @@ def gated_training(p, pod_settings: bool) -> None:
                 registered_model_name=p.registered_model_name,
                 model_version=registration.outputs["Output"],
                 blessing=evaluation.outputs["verdict"],
+                record_dir=RECORD_DIR,
             )
             # Deploying is an action on live traffic: never cached. It rolls back by itself; a
             # retry would repeat a rollout, so it is not retried either.
             deployment.set_caching_options(False)
-            kubernetes_settings(deployment, pod_settings, mlflow_secret=True)
-            record_gate(deployment.outputs["verdict"], "deployment-is-healthy", pod_settings)
+            kubernetes_settings(deployment, pod_settings, mlflow_secret=True, minio=True)
 
 
 def record_gate(verdict, gate: str, pod_settings: bool):

@@ -42,6 +42,7 @@ def deploy_model(
     registered_model_name: str = "",
     model_version: str = "",
     blessing: Input[Artifact] = None,
+    record_dir: str = "",
 ) -> bool:
     """Deploys a model, proves it with real inference requests, then promotes or rolls back.
 
@@ -118,6 +119,9 @@ def deploy_model(
             version the candidate was compared with. Production changes hands by
             compare-and-set: a newer version that took production meanwhile is never replaced
             by this older one (refused, traffic untouched, with the reason).
+        record_dir: When set, the verdict is also recorded there as gate deployment-is-healthy
+            (the run record folder the run summary reads), failed rollouts included, so no
+            record_verdict task is needed.
 
     Returns:
         True when the new model serves and passed its smoke test (deployment-is-healthy).
@@ -139,6 +143,7 @@ def deploy_model(
         deployment_dir=deployment.path,
         report_path=report.path,
         verdict_path=verdict.path,
+        verdict_uri=verdict.uri,
         blessing_path=blessing.path if blessing is not None else "",
         # KFP has no optional int or dict: -1 and {} mean "keep the template's", None in Python.
         resources=resources or None,

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from components import interface
+from components import interface, run_records
 from components.verdict import FAIL, PASS, WARN, Verdict
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ def run(
     deployment_dir: str,
     report_path: str,
     verdict_path: str = "",
+    verdict_uri: str = "",
     manifest_template: str = "",
     blessing_path: str = "",
     # KFP has no optional int: the component's -1 ("keep the template's") is None here.
@@ -125,6 +126,7 @@ def run(
     mlflow_tracking_uri,
     registered_model_name,
     model_version,
+    record_dir,
 ) -> tuple[bool, dict[str, Any]]:
     """Deploys and smoke-tests; writes ``deployment_dir`` (deployment.json, inferenceservice.yaml),
     the Markdown report and, when ``verdict_path`` is given, the JSON verdict. Returns (healthy,
@@ -282,6 +284,8 @@ def run(
     Path(report_path).write_text(verdict.to_markdown(title=f"Deployment of {service_name} ({target})"))
     if verdict_path:
         Path(verdict_path).write_text(verdict.to_json())
+        if record_dir:  # before a failure is raised: the summary shows why it failed
+            run_records.record_verdict(record_dir, GATE, verdict_path, verdict_uri)
     logger.info("%s", verdict.summary())
     if error is not None:
         raise error
