@@ -200,27 +200,25 @@ def record_batch(table):
     The table is ``normalize``d first (booleans and timestamps become int64).
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     table = normalize(table)
-    arrays = []
-    for column in table.columns:
-        if pa.types.is_floating(column.type):
-            # pandas holds a missing float as NaN, so on the DataFrame path every NaN (also a
-            # NaN stored in Parquet) is a missing value; keep that meaning.
-            if pc.any(pc.is_nan(column)).as_py():
-                column = pc.if_else(pc.is_nan(column), None, column)
-        elif not pa.types.is_integer(column.type):
-            column = column.cast(pa.large_binary())  # 64-bit offsets: chunks combine safely
-        arrays.append(_singleton_lists(column.combine_chunks()))
-    return pa.RecordBatch.from_arrays(arrays, table.column_names)
+    return pa.RecordBatch.from_arrays([_tfdv_column(c) for c in table.columns], table.column_names)
 
 
-def _singleton_lists(array):
-    """[[v0], [v1], null, ...]: one value per row, a null list for a null value."""
+def _tfdv_column(column):
+    """One normalised column as TFDV's list array: [[v0], [v1], null, ...]."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
+    if pa.types.is_floating(column.type):
+        # pandas holds a missing float as NaN, so on the DataFrame path every NaN (also a NaN
+        # stored in Parquet) is a missing value; keep that meaning.
+        if pc.any(pc.is_nan(column)).as_py():
+            column = pc.if_else(pc.is_nan(column), None, column)
+    elif not pa.types.is_integer(column.type):
+        column = column.cast(pa.large_binary())  # 64-bit offsets: chunks combine safely
+    array = column.combine_chunks()
     if array.null_count == 0:
         return pa.LargeListArray.from_arrays(pa.array(np.arange(len(array) + 1)), array)
     offsets = np.zeros(len(array) + 1, np.int64)
@@ -235,9 +233,9 @@ def table_statistics(table, options=None, *, threads: int | None = None):
     the table read into pandas with nullable ints (tests/runtime/test_tfdv_io.py checks it).
     When every feature's statistics depend on its own column only (no example weights, no
     custom, semantic-domain, sparse, weighted or natural-language generators), the columns are
-    summarised on ``threads`` threads (default: the CPUs this process may use) and the
-    results merged; TFDV's sketches run in C++ and numpy without the GIL, so this uses the
-    cores, and a feature's statistics are exactly those of the one-pass computation.
+    converted and summarised on ``threads`` threads (default: the CPUs this process may use)
+    and the results merged: Arrow, numpy and TFDV's C++ sketches release the GIL, so this uses
+    the cores, and each feature's statistics are exactly those of the one-pass computation.
 
     Args:
         table: A pyarrow Table of flat columns (as ``read_table`` returns).
@@ -255,17 +253,17 @@ def table_statistics(table, options=None, *, threads: int | None = None):
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     options = options or tfdv.StatsOptions()
-    batch = record_batch(table)
-    threads = min(threads or _usable_cpus(), batch.num_columns)
+    threads = min(threads or _usable_cpus(), table.num_columns)
     if threads <= 1 or not _per_feature(options):
-        return stats_impl.generate_statistics_in_memory(batch, options)
+        return stats_impl.generate_statistics_in_memory(record_batch(table), options)
+    table = normalize(table)
 
     def one_column(index: int):
-        column = pa.RecordBatch.from_arrays([batch.column(index)], [batch.schema.names[index]])
+        column = pa.RecordBatch.from_arrays([_tfdv_column(table.column(index))], [table.column_names[index]])
         return stats_impl.generate_statistics_in_memory(column, options)
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tfdv-stats") as pool:
-        per_column = list(pool.map(one_column, range(batch.num_columns)))
+        per_column = list(pool.map(one_column, range(table.num_columns)))
     # Merged in column order, so the features keep the order of the one-pass result.
     return merge_util.merge_dataset_feature_statistics_list(per_column)
 
