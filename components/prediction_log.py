@@ -232,6 +232,14 @@ def _rows(entry: dict, when: datetime) -> list[dict]:
     ]
 
 
+def models(log_uri: str) -> list[str]:
+    """The models that have records under ``log_uri``."""
+    from components import uris
+
+    files = [p for p in uris.list_files(log_uri) if p.endswith(".jsonl")]
+    return sorted({p.rstrip("/").split("/")[-3] for p in files})
+
+
 def _day_files(log_uri: str, model: str, start: datetime | None, end: datetime | None) -> list[str]:
     from components import uris
 

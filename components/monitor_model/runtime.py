@@ -229,9 +229,7 @@ def _check_window(result, logs, served, a, log_uri, model_name, start, end, meas
                    value=len(served), threshold=a["min_rows"], kind="traffic")
         return True
     if requests == 0:
-        # <log_uri>/<model>/<day>/<hour>.jsonl: name the models that do have logs (a typo?)
-        files = [p for p in uris.list_files(log_uri) if p.endswith(".jsonl")]
-        known = sorted({p.rstrip("/").split("/")[-3] for p in files})
+        known = prediction_log.models(log_uri)  # name the models that do have logs (a typo?)
         others = ", ".join(known) or "none"
         elsewhere = "" if model_name in known else f" (models with logs under {log_uri}: {others})"
         where = f"no request of {model_name!r} is logged in {span}{elsewhere}"
