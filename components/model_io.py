@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from typing import Any
 
 import numpy as np
@@ -254,8 +255,7 @@ def predict(model, df, batch_size: int = 8192) -> np.ndarray:
         ``[n, n_classes]`` (multiclass probabilities).
     """
     loaded = load(model) if isinstance(model, (str, os.PathLike)) else model
-    signature = loaded.signatures[SIGNATURE]
-    inputs = serving_inputs(loaded)
+    inputs, call = _signature_call(loaded)
     frame = isinstance(df, pd.DataFrame)
     rows = len(df) if frame else len(next(iter(df.values()), ()))
     if rows == 0:
@@ -264,6 +264,41 @@ def predict(model, df, batch_size: int = 8192) -> np.ndarray:
     for start in range(0, rows, batch_size):
         stop = start + batch_size
         chunk = df.iloc[start:stop] if frame else {name: values[start:stop] for name, values in df.items()}
-        result = signature(**to_tensors(chunk, inputs))
-        outputs.append(result[OUTPUT_KEY].numpy())
+        outputs.append(call(to_tensors(chunk, inputs))[OUTPUT_KEY].numpy())
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=0)
+
+
+_CALLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _signature_call(loaded):
+    """``(serving_inputs, call)``: ``call(tensors by feature)`` runs the serving signature.
+
+    The signature's keyword call binds the arguments to its flat inputs on every call, about
+    0.2 ms, a third of a one-row prediction. The binding is worked out once per loaded model
+    here and each call goes to the flat function TensorFlow itself calls after binding
+    (``ConcreteFunction._call_flat``); where the signature's flat inputs are not named by
+    feature (or a TensorFlow release lacks that method), the keyword call is used.
+    """
+    try:
+        return _CALLS[loaded]
+    except (KeyError, TypeError):
+        pass
+    signature = loaded.signatures[SIGNATURE]
+    inputs = serving_inputs(loaded)
+    order = [t.name.rsplit(":", 1)[0] for t in signature.inputs[: len(inputs)]]
+    if sorted(order) == sorted(inputs) and hasattr(signature, "_call_flat"):
+        captured = signature.captured_inputs
+
+        def call(tensors):
+            return signature._call_flat([tensors[name] for name in order], captured)
+    else:
+
+        def call(tensors):
+            return signature(**tensors)
+
+    try:
+        _CALLS[loaded] = inputs, call
+    except TypeError:  # not weakly referenceable: no cache
+        pass
+    return inputs, call

@@ -76,6 +76,36 @@ def test_predict_converts_raw_columns_and_missing_values(models):
     np.testing.assert_allclose(model_io.predict(loaded, df, batch_size=3), expected)  # batched
 
 
+def test_request_values_convert_as_a_frame_of_them_does(models):
+    """A request's values (lists) skip pandas when they are plain JSON values; plain or not,
+    the arrays and predictions equal those of a DataFrame of the same rows."""
+    loaded = model_io.load(str(models))
+    inputs = model_io.serving_inputs(loaded)
+    plain = [{"x": 1.5, "c": "a", "k": 2}, {"x": None, "c": None, "k": None}, {"x": 3, "c": "", "k": -1}]
+    mixed = [{"x": "2", "c": 7, "k": 2.0}, {"x": "oops", "c": float("nan"), "k": True}, {"x": True}]
+    for rows in (plain, mixed, plain + mixed):
+        columns = {name: [row.get(name) for row in rows] for name in inputs}
+        frame = pd.DataFrame.from_records(rows)
+        from_lists = model_io.feature_arrays(columns, inputs)
+        from_frame = model_io.feature_arrays(frame, inputs)
+        for name in inputs:
+            assert from_lists[name].dtype == from_frame[name].dtype
+            np.testing.assert_array_equal(from_lists[name], from_frame[name])
+        np.testing.assert_array_equal(model_io.predict(loaded, columns), model_io.predict(loaded, frame))
+
+
+def test_predict_answers_as_the_signature_called_by_keyword(models):
+    """predict calls the signature's flat function with the binding worked out once."""
+    loaded = model_io.load(str(models))
+    frame = pd.DataFrame({"x": [1.5, 2.0, np.nan], "c": ["a", "b", ""], "k": [1, 0, 3]})
+    tensors = model_io.to_tensors(frame, model_io.serving_inputs(loaded))
+
+    expected = loaded.signatures[model_io.SIGNATURE](**tensors)[model_io.OUTPUT_KEY].numpy()
+
+    np.testing.assert_array_equal(model_io.predict(loaded, frame), expected)
+    np.testing.assert_array_equal(model_io.predict(loaded, frame, batch_size=2), expected)
+
+
 def test_predict_names_the_missing_features(models):
     with pytest.raises(model_io.FeatureMismatchError, match=r"\['c', 'k'\]"):
         model_io.predict(str(models), pd.DataFrame({"x": [1.0]}))
