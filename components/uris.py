@@ -313,3 +313,24 @@ def for_kserve(uri: str) -> str:
         "server with a direct artifact root (--default-artifact-root s3://... or gs://...); "
         "or pass storage_uri"
     )
+
+
+# ------------------------------------------------------------------------------------ Vertex AI
+
+
+def for_vertex(uri: str) -> str:
+    """The ``gs://`` URI Vertex AI reads for ``uri`` (a model's ``artifactUri``).
+
+    A Vertex ``/gcs/`` FUSE path becomes ``gs://``; ``gs://`` stays.
+
+    Raises:
+        UriError: a location Vertex AI cannot read (a local path, s3://, minio://, MLflow's).
+    """
+    if uri.startswith(GCS_FUSE_ROOT):
+        return "gs://" + uri[len(GCS_FUSE_ROOT):]
+    if uri.startswith("gs://"):
+        return uri
+    raise UriError(
+        f"Vertex AI reads models only from Cloud Storage, not {uri!r}: expected gs:// or a /gcs/ "
+        "path (run the pipeline on Vertex AI, or with a gs:// pipeline root)"
+    )
