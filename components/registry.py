@@ -1,15 +1,16 @@
 """MLflow model registry access shared by the components that need it (register, evaluate,
 deploy). Runs in the runtime image; never imports kfp.
 
-Registered versions hold the SavedModel in the TF-Serving layout (``<version>/saved_model.pb``)
-under the version's artifact ``model``; ``download_model`` returns that folder.
+A registered version is an MLflow model (``MLmodel``, signature, input example; a pyfunc over
+the SavedModel, see ``components/register_model/mlflow_model.py``) whose folder also is the
+SavedModel in the TF-Serving layout (``<version>/saved_model.pb`` at its root), so KServe,
+TF Serving and ``download_model`` read the same folder ``mlflow.pyfunc.load_model`` loads.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 
 logger = logging.getLogger(__name__)
 
@@ -85,38 +86,84 @@ def use(tracking_uri: str) -> None:
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
 
 
-def client(tracking_uri: str, *, attempts: int = 5, first_delay: float = 1.0):
-    """An ``MlflowClient`` for a server that answered; retries with exponential backoff.
+def client(tracking_uri: str):
+    """An ``MlflowClient`` for a server that answered.
+
+    Retries are MLflow's own, on every request this process makes (not only this first one):
+    connection errors and 408/429/5xx answers are retried with exponential backoff, as set by
+    ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (default 7), ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`` (2)
+    and ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (120 s), e.g. from the task's environment. A retry loop
+    of ours around the client would multiply those attempts.
 
     Raises:
-        RegistryUnavailable: naming the URI, when every attempt failed.
+        RegistryUnavailable: naming the URI, when the server did not answer after MLflow's retries.
     """
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
 
     if not tracking_uri:
         raise ValueError("no MLflow tracking URI: pass one or set MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     mlflow_client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
+    try:
+        mlflow_client.search_registered_models(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure to answer counts as unreachable
+        attempts = MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() + 1
+        raise RegistryUnavailable(
+            f"MLflow tracking server at {tracking_uri} did not answer after {attempts} attempts "
+            f"({type(exc).__name__}: {exc}). Check the URI and that the server runs "
+            f"(MLFLOW_HTTP_REQUEST_MAX_RETRIES sets the retries)."
+        ) from exc
+    return mlflow_client
+
+
+def resume_run(run_id: str):
+    """Makes the existing run ``run_id`` (the training run, or the one KFP's MLflow integration
+    injected) this process's active run, in its own experiment: MLflow refuses to resume a run
+    of another experiment than the active one (``set_experiment``). Returns the active run."""
+    import mlflow
+
+    mlflow.set_experiment(experiment_id=mlflow.get_run(run_id).info.experiment_id)
+    return mlflow.start_run(run_id=run_id)
+
+
+class VersionNotReady(RuntimeError):
+    """A model version did not become READY (registration failed or took too long)."""
+
+
+def await_ready(mlflow_client, version, timeout_s: float = 300):
+    """``version`` once its status is READY, polling while it is PENDING_REGISTRATION (a
+    registry may copy the artifacts asynchronously: Databricks, Unity Catalog). An alias must
+    never point at a version that cannot be loaded yet.
+
+    Raises:
+        VersionNotReady: naming the version, its status and the registry's message.
+    """
+    import tenacity
+
+    pending = "PENDING_REGISTRATION"
+    if version.status == pending:
         try:
-            mlflow_client.search_registered_models(max_results=1)
-            return mlflow_client
-        except Exception as exc:  # noqa: BLE001 - any failure to answer counts as unreachable
-            if attempt == attempts:
-                raise RegistryUnavailable(
-                    f"MLflow tracking server at {tracking_uri} did not answer after {attempts} "
-                    f"attempts ({type(exc).__name__}: {exc}). Check the URI and that the server runs."
-                ) from exc
-            logger.warning(
-                "MLflow at %s did not answer (attempt %d/%d), retrying in %.0f s",
-                tracking_uri, attempt, attempts, delay,
-            )
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+            version = tenacity.Retrying(
+                retry=tenacity.retry_if_result(lambda v: v.status == pending),
+                wait=tenacity.wait_exponential(multiplier=0.5, max=10),
+                stop=tenacity.stop_after_delay(timeout_s),
+                before_sleep=lambda state: logger.info(
+                    "%s version %s is still %s", version.name, version.version, pending
+                ),
+            )(mlflow_client.get_model_version, version.name, version.version)
+        except tenacity.RetryError as exc:
+            raise VersionNotReady(
+                f"{version.name} version {version.version} was still {pending} after {timeout_s:g} s"
+            ) from exc
+    if version.status != "READY":
+        raise VersionNotReady(
+            f"{version.name} version {version.version} is {version.status}, not READY: "
+            f"{version.status_message or 'no message from the registry'}"
+        )
+    return version
 
 
 def version_by_alias(tracking_uri: str, name: str, alias: str):

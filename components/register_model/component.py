@@ -24,13 +24,18 @@ def register_model(
 ) -> str:
     """Registers the blessed SavedModel as a new version of an MLflow registered model.
 
-    The model folder (TF-Serving layout) is logged as the run artifact "model". Schema,
-    statistics, anomalies, evaluation data and blessing are stored with the version in MLflow
-    (the pipeline root is scratch space: the next run and the serving side read them from
-    MLflow); the version's tags point there and carry the training data's URI and fingerprint,
-    the evaluation summary, pipeline run id and image version. The alias ``alias`` moves to
-    it. Aliases only, never the deprecated stages. An unreachable server is retried with
-    backoff, then the component fails naming the URI.
+    The model is logged as an MLflow 3 LoggedModel that mlflow.pyfunc.load_model loads, with a
+    signature and an input example from its serving inputs; its folder is also the SavedModel
+    in the TF-Serving layout (1/saved_model.pb) that KServe serves. It is logged into the
+    training run (the version's source run: params, per-epoch metrics, data fingerprint and the
+    evaluation metrics), else into the run KFP's MLflow integration injected (MLFLOW_RUN_ID),
+    else into a new run in ``experiment``. Schema, statistics, anomalies, evaluation data and
+    blessing are stored with the version in MLflow (the pipeline root is scratch space: the
+    next run and the serving side read them from MLflow); the version's tags point there and
+    carry the training data's URI and fingerprint, the evaluation summary, pipeline run id and
+    image version. The alias ``alias`` moves to it once it is READY. Aliases only, never the
+    deprecated stages. MLflow retries an unreachable server (MLFLOW_HTTP_REQUEST_MAX_RETRIES),
+    then the component fails naming the URI.
 
     Args:
         model: The trained model (folder with ``1/saved_model.pb``; metadata holds data_hash
@@ -53,7 +58,7 @@ def register_model(
             version (what monitoring compares served predictions with).
         pipeline_run_id: The pipeline run id, recorded as a tag (e.g. dsl.PIPELINE_JOB_ID_PLACEHOLDER).
         alias: Alias moved to the new version ("candidate"; deploy_model moves "production").
-        experiment: MLflow experiment of the registration run.
+        experiment: MLflow experiment of a new run (without a training or injected run).
 
     Returns:
         The new version number, as a string.

@@ -1,13 +1,18 @@
 """register_model: the blessed SavedModel becomes a new version of an MLflow registered model.
 
-The model folder (TF-Serving layout, ``1/saved_model.pb``) is logged unchanged as the artifact
-``model`` of a run in ``experiment``; a registered-model version is created from that artifact
-(so ``registry.download_model`` returns a folder KServe/TF Serving can serve). What a later run
-or the serving side needs (schema, training statistics, anomalies, evaluation data, the
-blessing) is stored with it (``registry.LINEAGE_FILES``), and the version's tags point there
-(``runs:/...``), next to the training data's URI and fingerprint, the pipeline run id, the
-image version and the evaluation summary. ``alias`` (default ``candidate``) moves to it.
-Aliases only: the deprecated stages are never used.
+The model is logged as an MLflow 3 LoggedModel (``mlflow_model``: a pyfunc with a signature and
+an input example, whose folder is also the SavedModel in the TF-Serving layout, so
+``registry.download_model`` and KServe read what ``mlflow.pyfunc.load_model`` loads) and a
+version is created from it. It is logged into the training run (``model.metadata``'s
+``mlflow_run_id``), so the version's source run holds the params, per-epoch metrics, data
+fingerprint and, from here, the evaluation metrics; without one, into the run KFP's MLflow
+integration injected (``MLFLOW_RUN_ID``), else a new run in ``experiment``.
+
+What a later run or the serving side needs (schema, training statistics, anomalies, evaluation
+data, the blessing) is stored in that run (``registry.LINEAGE_FILES``), and the version's tags
+point there (``runs:/...``), next to the training data's URI and fingerprint, the pipeline run
+id, the image version and the evaluation summary. ``alias`` (default ``candidate``) moves to
+the version once it is READY. Aliases only: the deprecated stages are never used.
 """
 
 from __future__ import annotations
@@ -82,21 +87,89 @@ def _registered_by(client, name: str, pipeline_run_id: str):
     return max(found, key=lambda v: int(v.version)) if found else None
 
 
-def _log_run(experiment, name, model_dir, model_metadata, lineage_paths, tags) -> tuple[str, str]:
-    """Logs the model folder and the lineage files as a run; returns (run id, model source).
-    ``tags`` gains the ``runs:/`` location of each lineage file."""
+def _target_run(client, model_metadata: dict, injected: str) -> tuple[str, str]:
+    """(run id, what it is) of the run to log into: the training run, else the run KFP's
+    MLflow integration injected into this task; ("", "new") when there is neither."""
+    from mlflow.exceptions import MlflowException
+
+    training = str(model_metadata.get("mlflow_run_id") or "")
+    if training:
+        try:
+            client.get_run(training)
+            return training, "training"
+        except MlflowException as exc:
+            logger.warning(
+                "training run %s is not on this tracking server (%s): the version cannot link to it",
+                training, exc.error_code,
+            )
+    return (injected, "injected") if injected else ("", "new")
+
+
+def _evaluation_metrics(blessing: dict) -> dict[str, float]:
+    """evaluate_model's candidate (and baseline) metrics, named ``evaluation.<metric>``."""
+    metrics = {}
+    details = blessing.get("details") or {}
+    for prefix, side in (("evaluation.", "candidate"), ("evaluation.baseline.", "baseline")):
+        for metric, value in ((details.get(side) or {}).get("metrics") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+                metrics[re.sub(r"[^\w.\-/ ]", "_", prefix + metric)] = float(value)
+    return metrics
+
+
+def _last_epoch(client, run_id: str) -> int:
+    """The step of the run's last per-epoch metric (the epoch the model comes from), else 0."""
+    history = client.get_metric_history(run_id, "loss") if run_id else []
+    return max((m.step for m in history), default=0)
+
+
+def _log_run(client, injected, experiment, name, model_dir, model_metadata, lineage_paths, blessing, tags):
+    """Logs the model (a LoggedModel), the lineage files and the evaluation metrics into the
+    target run; returns (run id, model info). ``tags`` gains the ``runs:/`` location of each
+    lineage file."""
     import mlflow
 
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=f"register-{name}", tags=tags) as active:
-        run_id = active.info.run_id
-        mlflow.log_artifacts(model_dir, artifact_path="model")
+    from components.register_model import mlflow_model
+
+    run_id, kind = _target_run(client, model_metadata, injected)
+    if kind == "new":
+        mlflow.set_experiment(experiment)
+        active = mlflow.start_run(run_name=f"register-{name}")
+    else:
+        active = registry.resume_run(run_id)
+    run_id = active.info.run_id
+    logger.info("logging %s into the %s MLflow run %s", name, kind, run_id)
+    failed = True
+    try:
         mlflow.log_dict(model_metadata, "model_metadata.json")
         for key, path in sorted(lineage_paths.items()):
             _log_as(path, registry.LINEAGE_FILES[key])
             tags[registry.lineage_tag(key)] = f"runs:/{run_id}/{registry.LINEAGE_FILES[key]}"
-        mlflow.set_tags(tags)
-        return run_id, f"{active.info.artifact_uri.rstrip('/')}/model"
+        mlflow.set_tags({k: v for k, v in tags.items() if k != "training_run_id" or kind != "training"})
+        rows = None
+        if lineage_paths.get("eval_data"):
+            import pandas as pd
+
+            rows = pd.read_parquet(lineage_paths["eval_data"])
+        info = mlflow_model.log(
+            model_dir, name, rows=rows, step=_last_epoch(client, run_id),
+            tags={"registered_model_name": name},
+        )
+        evaluation = _evaluation_metrics(blessing)
+        if evaluation:
+            mlflow.log_metrics(evaluation, model_id=info.model_id)
+        failed = False
+    finally:
+        # A resumed training run stays the finished run it was; only our own run can fail.
+        mlflow.end_run(status="FAILED" if failed and kind == "new" else "FINISHED")
+    return run_id, info
+
+
+def _link_injected_run(client, injected: str, run_id: str, name: str, version: str) -> None:
+    """KFP's MLflow integration gave this task a run of its own, but the version lives in the
+    training run: the task's run says where."""
+    if injected and injected != run_id:
+        client.set_tag(injected, "registered_model", f"{name}/{version}")
+        client.set_tag(injected, "registered_in_run", run_id)
 
 
 def _ensure_registered_model(client, name: str) -> None:
@@ -119,7 +192,7 @@ def run(
     model_uri: str,
     lineage_paths: dict[str, str] | None = None,
     pipeline_artifact_uris: dict[str, str] | None = None,
-    registry_attempts: int = 5,
+    ready_timeout_seconds: float = 300,
     output_path: str = "",
     registered_model_name, mlflow_tracking_uri, pipeline_run_id, alias, experiment,
 ) -> dict[str, Any]:
@@ -134,6 +207,7 @@ def run(
         ValueError: bad arguments, or a folder without ``<version>/saved_model.pb``.
         NotBlessedError: the blessing says the model failed its gate.
         components.registry.RegistryUnavailable: the tracking server did not answer (retried).
+        components.registry.VersionNotReady: the version did not become READY; no alias moved.
     """
     from components import images
 
@@ -159,7 +233,9 @@ def run(
                 "register only blessed models (gate register_model with dsl.If on evaluate_model's output)"
             )
     tracking_uri = registry.resolve_tracking_uri(mlflow_tracking_uri, required_for="register_model")
-    client = registry.client(tracking_uri, attempts=registry_attempts)
+    # KFP's MLflow integration gives the task a run (read now: MLflow's start_run consumes it).
+    injected = os.environ.get("MLFLOW_RUN_ID", "")
+    client = registry.client(tracking_uri)
 
     tags = {
         "data_hash": str(model_metadata.get("data_hash", "")),
@@ -182,14 +258,21 @@ def run(
             "pipeline run %s already registered %s version %s: reused, not registered twice",
             pipeline_run_id, registered_model_name, version.version,
         )
-        run_id, source = version.run_id, version.source
+        run_id = version.run_id
     else:
-        run_id, source = _log_run(
-            experiment, registered_model_name, model_dir, model_metadata, lineage_paths, tags
+        run_id, info = _log_run(
+            client, injected, experiment, registered_model_name, model_dir, model_metadata, lineage_paths,
+            blessing, tags,
         )
         _ensure_registered_model(client, registered_model_name)
-        version = client.create_model_version(registered_model_name, source, run_id=run_id, tags=tags)
+        version = client.create_model_version(
+            registered_model_name, info.model_uri, run_id=run_id, tags=tags, model_id=info.model_id,
+            await_creation_for=0,  # registry.await_ready waits, here and for a reused version alike
+        )
+    version = registry.await_ready(client, version, ready_timeout_seconds)
+    source = client.get_model_version_download_uri(registered_model_name, version.version)
     client.set_registered_model_alias(registered_model_name, alias, version.version)
+    _link_injected_run(client, injected, run_id, registered_model_name, version.version)
     logger.info(
         "registered %s version %s from run %s (alias %s) at %s",
         registered_model_name,

@@ -1,7 +1,10 @@
 """MLflow tracking for a training run: only when a tracking URI is configured.
 
 A KFP retry of the same task continues the same MLflow run: its id is kept next to the
-checkpoints.
+checkpoints. When KFP's MLflow integration gave the task a run (``MLFLOW_RUN_ID``, in the
+experiment ``MLFLOW_EXPERIMENT_ID``), training logs into that run and opens none of its own.
+register_model later logs the registered model into this run, so a model version's source run
+is how it was trained.
 """
 
 from __future__ import annotations
@@ -24,20 +27,24 @@ class MlflowRun:
 
         registry.client(tracking_uri)  # fails clearly (with retries) when the server is down
         self._mlflow = mlflow
-        mlflow.set_experiment(experiment)
         run_id_path = os.path.join(checkpoint_dir, RUN_ID_FILE)
+        injected = os.environ.get("MLFLOW_RUN_ID", "")
         previous = open(run_id_path).read().strip() if os.path.exists(run_id_path) else None
-        self.run = mlflow.start_run(run_id=previous) if previous else mlflow.start_run()
+        if injected:  # in KFP's experiment, not ``experiment``
+            self.run = registry.resume_run(injected)
+        else:
+            mlflow.set_experiment(experiment)
+            self.run = mlflow.start_run(run_id=previous or None)
         self.run_id = self.run.info.run_id
         os.makedirs(checkpoint_dir, exist_ok=True)
         with open(run_id_path, "w") as f:
             f.write(self.run_id)
         logger.info(
-            "MLflow run %s (%s) at %s, experiment %r",
+            "MLflow run %s (%s) at %s, experiment id %s",
             self.run_id,
-            "resumed" if previous else "new",
+            "injected" if injected else "resumed" if previous else "new",
             tracking_uri,
-            experiment,
+            self.run.info.experiment_id,
         )
 
     def log_start(self, params: dict, tags: dict) -> None:

@@ -1,20 +1,26 @@
-"""register_model against a real MLflow server: version, lineage tags, alias, round trip."""
+"""register_model against a real MLflow server: version, lineage tags, alias, round trip; the
+version is an MLflow model (pyfunc, signature, input example, LoggedModel) of the training run."""
 
 import json
 import shutil
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
+import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import saved_models
+from relay import Relay
 
 from components import model_io, registry, uris
 from components.deploy_model import _local, _smoke
 from components.make_demo_data import runtime as demo
 from components.register_model import runtime
+from components.train_model import runtime as train_model
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +57,10 @@ def blessing(passed=True):
             },
         ],
         "notes": [],
-        "details": {},
+        "details": {
+            "candidate": {"metrics": {"roc_auc": 0.81, "accuracy": 0.77}},
+            "baseline": {"metrics": {"roc_auc": 0.806}},
+        },
     }
 
 
@@ -166,9 +175,10 @@ def test_unblessed_model_is_refused(model_dir, mlflow_server, tmp_path):
 
 
 def test_unreachable_server_names_the_uri(model_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("time.sleep", lambda s: None)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # MLflow's own retries
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
     with pytest.raises(registry.RegistryUnavailable, match=r"http://127.0.0.1:9 did not answer after 2"):
-        register(model_dir, "http://127.0.0.1:9", tmp_path, "churn-x", registry_attempts=2)
+        register(model_dir, "http://127.0.0.1:9", tmp_path, "churn-x")
 
 
 def test_tracking_uri_comes_from_the_environment(model_dir, mlflow_server, tmp_path, monkeypatch):
@@ -191,3 +201,154 @@ def test_a_retry_of_the_same_pipeline_run_reuses_its_version(model_dir, mlflow_s
     assert other["version"] == "2"
     versions = registry.client(mlflow_server).search_model_versions("name='churn-retry'")
     assert sorted(v.version for v in versions) == ["1", "2"]
+
+
+# --- the version is an MLflow model ---------------------------------------------------------------
+
+
+def test_the_version_is_an_mlflow_model_in_the_tf_serving_layout(model_dir, mlflow_server, tmp_path):
+    result = register(model_dir, mlflow_server, tmp_path, "churn-mlmodel")
+    client = registry.client(mlflow_server)
+    version = client.get_model_version("churn-mlmodel", result["version"])
+    assert version.source.startswith("models:/m-")  # registered from an MLflow 3 LoggedModel
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert logged.source_run_id == version.run_id == result["run_id"]
+    assert json.loads(logged.tags["mlflow.modelVersions"]) == [{"name": "churn-mlmodel", "version": 1}]
+    assert result["source"] == logged.artifact_location  # what KServe's storageUri gets
+    folder = Path(registry.download_model(mlflow_server, "churn-mlmodel", "candidate", str(tmp_path / "dl")))
+    assert (folder / "MLmodel").is_file() and (folder / "1" / "saved_model.pb").is_file()
+    info = mlflow.models.get_model_info(f"models:/churn-mlmodel/{result['version']}")
+    assert info.flavors["python_function"]["loader_module"] == "components.register_model.mlflow_model"
+    inputs = {c["name"]: c["type"] for c in info.signature.inputs.to_dict()}
+    assert list(inputs) == list(model_io.serving_inputs(model_io.load(str(model_dir[0]))))
+    assert inputs["plan"] == "string" and inputs["contract_type"] == "long"
+    example = json.loads((folder / "input_example.json").read_text())
+    assert example["columns"] == list(inputs)
+
+
+def test_a_trained_model_loads_with_mlflow_and_predicts_like_the_serving_path(mlflow_server, tmp_path):
+    """KFP's MLflow integration gives each task a nested run of the pipeline's run: training logs
+    into its run, registration links the version to it and opens no run of its own; then
+    ``mlflow.pyfunc.load_model("models:/NAME@production")`` predicts what model_io and the model
+    server predict from the registered copy."""
+    client = registry.client(mlflow_server)
+    kfp_experiment = client.create_experiment(f"kfp-{uuid.uuid4().hex[:6]}")
+    parent = client.create_run(kfp_experiment, run_name="pipeline-run").info.run_id
+
+    def task_run(name):  # what KFP's driver injects into a task's container
+        run = client.create_run(kfp_experiment, run_name=name, tags={"mlflow.parentRunId": parent})
+        return {"MLFLOW_RUN_ID": run.info.run_id, "MLFLOW_EXPERIMENT_ID": kfp_experiment}
+
+    data = demo.write(demo.generate(800, seed=5), tmp_path / "train.csv")
+    eval_rows = tmp_path / "eval.parquet"
+    train_env, register_env = task_run("train-model"), task_run("register-model")
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in train_env.items():
+            env.setenv(key, value)
+        trained = train_model.run(
+            data_uri=str(data), model_dir=str(tmp_path / "model"), eval_data_path=str(eval_rows),
+            label=demo.LABEL, epochs=2, early_stopping_patience=0, verbose=0,
+            mlflow_tracking_uri=mlflow_server,
+        )
+    assert trained.model_metadata["mlflow_run_id"] == train_env["MLFLOW_RUN_ID"]  # no run of its own
+
+    name = f"churn-trained-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "blessing.json").write_text(json.dumps(blessing()))
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in register_env.items():
+            env.setenv(key, value)
+        result = runtime.run(
+            model_dir=str(tmp_path / "model"), model_metadata=trained.model_metadata, model_uri="",
+            registered_model_name=name, mlflow_tracking_uri=mlflow_server, alias="production",
+            lineage_paths={"eval_data": str(eval_rows), "blessing": str(tmp_path / "blessing.json")},
+        )
+
+    # The version's source run is the training run: params, epochs, fingerprint, evaluation.
+    version = client.get_model_version(name, result["version"])
+    assert version.run_id == result["run_id"] == train_env["MLFLOW_RUN_ID"]
+    run = client.get_run(version.run_id)
+    assert run.data.params["epochs"] == "2" and run.data.params["task"] == "binary"
+    assert run.data.tags["data_hash"] == trained.model_metadata["data_hash"] == version.tags["data_hash"]
+    assert sorted(m.step for m in client.get_metric_history(version.run_id, "loss")) == [0, 1]
+    assert run.data.metrics["evaluation.roc_auc"] == 0.81
+    assert run.data.metrics["evaluation.baseline.roc_auc"] == 0.806
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert logged.source_run_id == version.run_id
+    assert {m.key for m in logged.metrics} >= {"evaluation.roc_auc", "loss", "val_loss"}
+    assert version.tags["eval_data_uri"] == f"runs:/{version.run_id}/lineage/eval_data.parquet"
+    # Registration opened no run: the KFP experiment holds the parent and the two task runs.
+    runs = client.search_runs([kfp_experiment])
+    assert sorted(r.info.run_id for r in runs) == sorted(
+        [parent, train_env["MLFLOW_RUN_ID"], register_env["MLFLOW_RUN_ID"]]
+    )
+    assert client.get_run(register_env["MLFLOW_RUN_ID"]).data.tags["registered_model"] == f"{name}/1"
+
+    # MLflow loads it; it predicts as model_io does and as the model server serving the registered copy.
+    rows = pd.read_parquet(eval_rows)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@production")
+    loaded = pyfunc.predict(rows)
+    np.testing.assert_allclose(loaded, model_io.predict(str(tmp_path / "model"), rows), rtol=1e-6)
+    served_dir = registry.download_model(mlflow_server, name, "production", str(tmp_path / "served"))
+    model = model_io.load(served_dir)
+    dtypes = {n: d.name for n, d in model_io.serving_inputs(model).items()}
+    with _local.LocalServer(served_dir, name, 120, str(tmp_path / "server.log")) as server:
+        served = _smoke.predict_v1(server.url, name, rows.head(50)[list(dtypes)], dtypes)
+    np.testing.assert_allclose(served, loaded[:50], atol=1e-6)
+
+
+def test_untracked_training_logs_into_the_injected_run(model_dir, mlflow_server, tmp_path, monkeypatch):
+    client = registry.client(mlflow_server)
+    kfp_experiment = client.create_experiment(f"kfp-{uuid.uuid4().hex[:6]}")
+    injected = client.create_run(kfp_experiment, run_name="register-model").info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", injected)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", kfp_experiment)
+    experiment = f"untouched-{uuid.uuid4().hex[:6]}"
+    result = register(model_dir, mlflow_server, tmp_path, "churn-injected", experiment=experiment)
+    assert result["run_id"] == injected
+    assert client.get_experiment_by_name(experiment) is None  # no run opened elsewhere
+    assert [r.info.run_id for r in client.search_runs([kfp_experiment])] == [injected]
+    assert client.get_run(injected).data.tags["pipeline_run_id"].startswith("run-")
+
+
+def _status_rewriter(mlflow_server, statuses: list[str], calls: list[str]):
+    """A registry that copies artifacts asynchronously: create-model-version answers
+    PENDING_REGISTRATION, get-model-version the next of ``statuses`` (then as the real server
+    does). Every call's endpoint is recorded in ``calls``."""
+
+    def intercept(method, path, body):
+        endpoint = path.split("?")[0]
+        calls.append(endpoint)
+        created = endpoint.endswith("/model-versions/create")
+        if created or (endpoint.endswith("/model-versions/get") and statuses):
+            request = urllib.request.Request(
+                mlflow_server + path, data=body, method=method, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request) as response:
+                answer = json.load(response)
+            status = "PENDING_REGISTRATION" if created else statuses.pop(0)
+            answer["model_version"].update(status=status, status_message="copy failed: quota exceeded")
+            return 200, json.dumps(answer).encode()
+        return None
+
+    return intercept
+
+
+def test_the_alias_moves_only_once_the_version_is_ready(model_dir, mlflow_server, tmp_path):
+    calls: list[str] = []
+    pending = ["PENDING_REGISTRATION", "PENDING_REGISTRATION"]
+    with Relay(lambda host, path: mlflow_server, _status_rewriter(mlflow_server, pending, calls)) as relay:
+        result = register(model_dir, relay.url, tmp_path, "churn-pending")
+    gets = [i for i, c in enumerate(calls) if c.endswith("/model-versions/get")]
+    alias = calls.index("/api/2.0/mlflow/registered-models/alias")
+    assert len(gets) == 3 and gets[-1] < alias  # pending, pending, READY, then the alias
+    assert registry.version_by_alias(mlflow_server, "churn-pending", "candidate").version == result["version"]
+
+
+def test_a_failed_registration_moves_no_alias(model_dir, mlflow_server, tmp_path):
+    calls: list[str] = []
+    failing = _status_rewriter(mlflow_server, ["FAILED_REGISTRATION"], calls)
+    with Relay(lambda host, path: mlflow_server, failing) as relay:
+        with pytest.raises(registry.VersionNotReady, match=r"is FAILED_REGISTRATION, not READY: copy failed"):
+            register(model_dir, relay.url, tmp_path, "churn-failed")
+    assert "/api/2.0/mlflow/registered-models/alias" not in calls
+    assert registry.version_by_alias(mlflow_server, "churn-failed", "candidate") is None
