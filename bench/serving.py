@@ -1,35 +1,38 @@
-"""Benchmark: the local KServe model server over HTTP versus calling the model in process.
+"""Benchmark: the local KServe model server over HTTP next to the model's own speed in process.
 
-Measured side by side in one run (these machines are shared and noisy; compare the ratios):
-- the model server (``components.model_server``) on loopback, v1 ``:predict`` with 1
-  row and with a batch of rows per request, at 1, 8 and 32 concurrent clients (threads with
-  keep-alive connections), plus v2 ``/infer`` at 1 client;
-- the same SavedModel called in process through ``model_io.predict`` with the same batch
-  sizes and the same number of threads.
+Measured side by side in one run, in alternating rounds (these machines are shared and noisy;
+compare the ratios), one-row requests: p50/p95 latency at 1 client and rows/s at 32 concurrent
+clients (threads with keep-alive connections, in this process, sharing the cores with the
+server) for
 
-Ratios: latency overhead = HTTP p50 / in-process p50; throughput ratio = in-process rows/s /
-HTTP rows/s. Request counts are bounded, so a run takes about a minute on 2 cores.
+- the floor: the SavedModel's signature called with prepared tensors, in process (and with
+  32 prepared rows per call: what one batched call costs);
+- ``model_io.predict`` in process, from a one-row DataFrame and from a request's values;
+- kserve's model server answering a constant (no TensorFlow): kserve's own request handling;
+- ``components.model_server`` before batching (``--baseline-src``: a copy of the tree before
+  the change, e.g. ``git archive <commit> components | tar -x -C DIR``), with batching off
+  (``--max-batch-rows 1``) and with its defaults (batching on), v1 and v2.
 
-A second table prices the request check (``request_contract``) and prediction logging
-(``--log-dir``): the same one-row v1 request to two servers, one with both, one with neither
-(``--no-request-check``), in alternating rounds so that noise hits both alike.
+Every server runs with the request check and prediction logging on. A second table prices
+the check and the logging (``--no-request-check`` and no ``--log-dir`` vs both on).
 
     bash scripts/in-runtime.sh python bench/serving.py > bench/results/serving.md
     bash scripts/in-runtime.sh python bench/serving.py --model-dir /path/to/model   # your model
 
-The Markdown goes to stdout (or ``--output PATH``); logs go to stderr. By default the model is a
-small Keras MLP with its preprocessing (normalisation, vocabularies) inside the SavedModel,
-trained for one epoch on demo data, following the train_model serving contract.
+The Markdown goes to stdout (or ``--output PATH``); logs go to stderr. By default the model is
+``train_model``'s on 4,000 demo rows (a Keras MLP with its preprocessing in the SavedModel).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import logging
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import threading
@@ -39,7 +42,8 @@ from pathlib import Path
 
 logger = logging.getLogger("bench.serving")
 
-CLIENTS = (1, 8, 32)
+CLIENTS = 32
+NAME = "bench"
 
 
 def build_model(model_dir: Path) -> None:
@@ -72,7 +76,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_threads(clients: int, requests: int, work) -> tuple[list[float], float]:
-    """``requests`` calls of ``work(conn_state)`` spread over ``clients`` threads."""
+    """``requests`` calls of ``work(state)`` spread over ``clients`` threads."""
     latencies: list[float] = []
     lock = threading.Lock()
     per_thread = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
@@ -100,7 +104,7 @@ def run_threads(clients: int, requests: int, work) -> tuple[list[float], float]:
 
 
 def http_work(port: int, path: str, body: bytes):
-    def work(state: dict) -> None:
+    def work(state: dict) -> bytes:
         conn = state.get("conn")
         if conn is None:
             conn = state["conn"] = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -109,8 +113,52 @@ def http_work(port: int, path: str, body: bytes):
         payload = response.read()
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}: {payload[:200]!r}")
+        return payload
 
     return work
+
+
+@contextlib.contextmanager
+def server(args: list[str], log_path: Path, src: str = ""):
+    """A model server subprocess on a free port (``python <args>``), from ``src`` when given
+    (another copy of the tree), ready when this yields its port."""
+    from components.deploy_model import _local, _smoke
+
+    port = _local.free_port()
+    env = {**os.environ, "PYTHONPATH": src} if src else None
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, *args, "--http-port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=src or None,
+        )
+        try:
+            _smoke.wait_until_ready(f"http://127.0.0.1:{port}", NAME, 180, process)
+            yield port
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def model_server(model_dir: Path, *options: str) -> list[str]:
+    return ["-m", "components.model_server", "--model-dir", str(model_dir), "--model-name", NAME, *options]
+
+
+def constant_server() -> None:
+    """kserve's ModelServer with a model that answers 0.5 per row without TensorFlow."""
+    import kserve
+
+    port = int(sys.argv[sys.argv.index("--http-port") + 1])
+    sys.argv = sys.argv[:1]  # kserve parses sys.argv when it starts
+
+    class Constant(kserve.Model):
+        def __init__(self):
+            super().__init__(NAME)
+            self.ready = True
+
+        async def predict(self, payload, headers=None, response_headers=None):
+            return {"predictions": [0.5] * len(payload["instances"])}
+
+    kserve.ModelServer(http_port=port, enable_grpc=False, enable_latency_logging=False).start([Constant()])
 
 
 def machine() -> str:
@@ -128,107 +176,117 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-dir", default="", help="model to serve (default: build a small Keras MLP)")
-    parser.add_argument("--batch", type=int, default=32, help="rows per batched request")
-    parser.add_argument("--requests", type=int, default=240, help="requests per configuration (bounded)")
+    parser.add_argument("--model-dir", default="", help="model to serve (default: train one on demo data)")
+    parser.add_argument("--baseline-src", default="", help="a copy of the tree before batching, to compare")
+    parser.add_argument("--requests", type=int, default=200, help="one-client requests per path and round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds over all paths")
     parser.add_argument("--output", default="", help="also write the Markdown here")
-    args = parser.parse_args(argv)
+    parser.add_argument("--constant-server", action="store_true", help=argparse.SUPPRESS)
+    args, _ = parser.parse_known_args(argv)
+    if args.constant_server:
+        constant_server()
+        return 0
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
 
-    import numpy as np
-
-    from components import model_io
-    from components.deploy_model import _local, _smoke
+    from components import model_io, request_contract
+    from components.deploy_model import _smoke
     from components.make_demo_data import runtime as demo
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    model_dir = Path(args.model_dir) if args.model_dir else tmp / "model"
+    model_dir = Path(args.model_dir).resolve() if args.model_dir else tmp / "model"
     if not args.model_dir:
         logger.info("building the benchmark model in %s", model_dir)
         build_model(model_dir)
     loaded = model_io.load(str(model_dir))
     inputs = model_io.serving_inputs(loaded)
     dtypes = {n: d.name for n, d in inputs.items()}
-    frame = demo.generate(max(args.batch, 1), seed=1)[list(inputs)]
-    frames = {1: frame.head(1), args.batch: frame.head(args.batch)}
+    version_dir = model_io.version_dir(str(model_dir))
+    if request_contract.load(version_dir) is None:  # a --model-dir from before contracts
+        contract = request_contract.build(demo.generate(2000, seed=0), _kinds(dtypes))
+        request_contract.write(version_dir, contract)
+    frame = demo.generate(CLIENTS, seed=1)[list(inputs)].reset_index(drop=True)
+    one = frame.head(1)
+    rows = _smoke.instances(frame, dtypes)
+    v1_body = json.dumps({"instances": rows[:1]}).encode()
+    v2_body = json.dumps({"inputs": _smoke.v2_inputs(one, dtypes)}).encode()
+    signature = loaded.signatures[model_io.SIGNATURE]
+    tensors = model_io.to_tensors(one, inputs)
+    batch_tensors = model_io.to_tensors(frame, inputs)
+    values = {name: [row[name] for row in rows[:1]] for name in inputs}  # what a request carries
 
-    rows = []
-    with _local.LocalServer(str(model_dir), "bench", 180, str(tmp / "server.log")) as server:
-        port = server.port
-        # sanity: the server answers what the model gives in process
-        served = _smoke.predict_v1(server.url, "bench", frames[args.batch])
-        offline = model_io.predict(loaded, frames[args.batch])
-        max_diff = float(np.max(np.abs(served - offline)))
-        configs = [("v1", b, c) for b in frames for c in CLIENTS] + [("v2", b, 1) for b in frames]
-        for protocol, batch, clients in configs:
-            sub = frames[batch]
-            if protocol == "v1":
-                path, body = "/v1/models/bench:predict", {"instances": _smoke.instances(sub)}
-            else:
-                path, body = "/v2/models/bench/infer", {"inputs": _smoke.v2_inputs(sub, dtypes)}
-            work = http_work(port, path, json.dumps(body).encode())
-            run_threads(clients, clients * 3, work)  # warm-up: connections, graph tracing
-            requests = max(args.requests, clients * 4)
-            http_lat, http_wall = run_threads(clients, requests, work)
+    def in_process(call):
+        return lambda state: call()
 
-            def inproc(state, sub=sub):
-                model_io.predict(loaded, sub)
+    paths = [  # (label, work, rows per call)
+        ("signature, prepared tensors (floor)", in_process(lambda: signature(**tensors)), 1),
+        (
+            f"signature, prepared tensors, {CLIENTS} rows per call",
+            in_process(lambda: signature(**batch_tensors)),
+            CLIENTS,
+        ),
+        ("model_io.predict, one-row DataFrame", in_process(lambda: model_io.predict(loaded, one)), 1),
+        ("model_io.predict, a request's values", in_process(lambda: model_io.predict(loaded, values)), 1),
+    ]
+    logs = tmp / "logs"
+    with contextlib.ExitStack() as stack:
+        def start(label: str, command: list[str], src: str = "", body: bytes = v1_body, path=None) -> int:
+            port = stack.enter_context(server(command, tmp / f"{len(paths)}.log", src))
+            path = path or f"/v1/models/{NAME}:predict"
+            paths.append((label, http_work(port, path, body), 1))
+            return port
 
-            run_threads(clients, clients * 3, inproc)
-            proc_lat, proc_wall = run_threads(clients, requests, inproc)
-            row = {
-                "protocol": protocol,
-                "batch": batch,
-                "clients": clients,
-                "requests": requests,
-                "http_p50": percentile(http_lat, 50) * 1e3,
-                "http_p99": percentile(http_lat, 99) * 1e3,
-                "http_rows_s": requests * batch / http_wall,
-                "proc_p50": percentile(proc_lat, 50) * 1e3,
-                "proc_p99": percentile(proc_lat, 99) * 1e3,
-                "proc_rows_s": requests * batch / proc_wall,
-            }
-            row["latency_ratio"] = row["http_p50"] / row["proc_p50"]
-            row["throughput_ratio"] = row["proc_rows_s"] / row["http_rows_s"]
-            rows.append(row)
-            logger.info("%s", {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+        start("kserve server, constant answer (no TensorFlow)", [__file__, "--constant-server"])
+        checked = ("--log-dir", str(logs))  # the request check is on unless turned off
+        if args.baseline_src:
+            baseline = str(Path(args.baseline_src).resolve())
+            before = model_server(model_dir, *checked)
+            start("model server before this change (baseline tree)", before, baseline)
+        off = model_server(model_dir, *checked, "--max-batch-rows", "1")
+        start("model server, batching off (--max-batch-rows 1)", off)
+        port = start("model server, batching on (defaults)", model_server(model_dir, *checked))
+        v2 = http_work(port, f"/v2/models/{NAME}/infer", v2_body)
+        paths.append(("model server, batching on, v2", v2, 1))
+        identity = served_vs_in_process(port, rows, frame, loaded)
+        results = measure(paths, args.requests, args.rounds)
+    checks = check_overhead(model_dir, v1_body, tmp, args.requests, args.rounds)
 
-    checks = check_overhead(model_dir, frames[1], tmp, args.requests)
-
-    command = (
-        "bash scripts/in-runtime.sh python bench/serving.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
-    )
+    command = "bash scripts/in-runtime.sh python bench/serving.py"
+    command += "".join(f" {a}" for a in (argv or sys.argv[1:]))
+    floor = results[paths[0][0]]
     lines = [
-        "# Serving benchmark: local KServe model server vs in-process calls",
+        "# Serving benchmark: the local model server next to the model's own speed",
         "",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {machine()}",
         f"- command: `{command}`",
-        f"- model: {args.model_dir or 'train_model on 4,000 demo rows (MLP 64-32)'}",
-        f"- server: components.model_server (kserve {_kserve_version()}, 1 uvicorn worker), "
-        "loopback HTTP, keep-alive connections; clients are threads in the benchmark process "
-        "(they share the cores with the server)",
-        f"- check: served vs in-process predictions, max |diff| = {max_diff:.2g}",
+        f"- model: {args.model_dir or 'train_model on 4,000 demo rows (Keras MLP, preprocessing inside)'}",
+        f"- servers: kserve {_kserve_version()} ModelServer, 1 uvicorn worker, loopback HTTP, keep-alive "
+        "connections; model servers with the request check and prediction logging on; clients are "
+        "threads in the benchmark process (they share the 2 cores with the server)",
+        f"- {args.rounds} alternating rounds; per path and round {args.requests} requests at 1 client and "
+        f"{CLIENTS} x 10 at {CLIENTS} clients",
+        f"- identity: {CLIENTS} concurrent one-row requests (batched) vs in-process `model_io.predict` of "
+        f"the same rows: max |diff| {identity['frame']:.2g} vs one call on all {CLIENTS} rows, "
+        f"{identity['single']:.2g} vs one call per row; model calls in that burst: {identity['calls']}",
         "",
-        "latency ratio = HTTP p50 / in-process p50; throughput ratio = in-process rows/s / HTTP rows/s "
-        "(same batch, same number of concurrent callers).",
+        "One-row requests. p50 / floor: against the signature's p50; rows/s at 32 clients: each client "
+        "sends its next request when the last is answered.",
         "",
-        "| protocol | rows/request | clients | requests | HTTP p50 ms | HTTP p99 ms | HTTP rows/s "
-        "| in-process p50 ms | in-process p99 ms | in-process rows/s | latency ratio | throughput ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| path | p50 ms (1 client) | p95 ms (1 client) | p50 / floor | rows/s (32 clients) |",
+        "|---|---|---|---|---|",
     ]
-    for r in rows:
+    for label, _, _ in paths:
+        r = results[label]
         lines.append(
-            f"| {r['protocol']} | {r['batch']} | {r['clients']} | {r['requests']} | {r['http_p50']:.2f} "
-            f"| {r['http_p99']:.2f} | {r['http_rows_s']:.0f} | {r['proc_p50']:.2f} | {r['proc_p99']:.2f} "
-            f"| {r['proc_rows_s']:.0f} | {r['latency_ratio']:.1f}x | {r['throughput_ratio']:.1f}x |"
+            f"| {label} | {r['p50']:.2f} | {r['p95']:.2f} | {r['p50'] / floor['p50']:.1f}x "
+            f"| {r['rows_s']:.0f} |"
         )
     lines += [
         "",
         "## Request check and prediction logging",
         "",
         f"One-row v1 requests, 1 client, {checks['rounds']} alternating rounds of {checks['per_round']} "
-        "requests per server; the model carries its request contract.",
+        "requests per server (batching on in both); the model carries its request contract.",
         "",
         "| server | p50 ms | p99 ms |",
         "|---|---|---|",
@@ -244,35 +302,94 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def check_overhead(model_dir: Path, one_row, tmp: Path, requests: int, rounds: int = 6) -> dict:
-    """p50/p99 of one-row requests with the request check and logging on and off, interleaved."""
-    from components import request_contract
-    from components.deploy_model import _local, _smoke
-    from components.make_demo_data import runtime as demo
+def measure(paths: list, requests: int, rounds: int) -> dict:
+    """p50/p95 at 1 client and rows/s at CLIENTS clients per path, in alternating rounds."""
+    latencies = {label: [] for label, _, _ in paths}
+    walls = {label: [0.0, 0] for label, _, _ in paths}
+    for _, work, _ in paths:  # warm-up: connections, graph tracing, thread pools
+        run_threads(CLIENTS, CLIENTS * 2, work)
+    for round_ in range(rounds):
+        for label, work, rows in paths:
+            latencies[label] += run_threads(1, requests, work)[0]
+            wall = run_threads(CLIENTS, CLIENTS * 10, work)[1]
+            walls[label][0] += wall
+            walls[label][1] += CLIENTS * 10 * rows
+        logger.info("round %d of %d done", round_ + 1, rounds)
+    results = {}
+    for label, values in latencies.items():
+        results[label] = {
+            "p50": percentile(values, 50) * 1e3,
+            "p95": percentile(values, 95) * 1e3,
+            "rows_s": walls[label][1] / walls[label][0],
+        }
+        logger.info("%s: %s", label, {k: round(v, 3) for k, v in results[label].items()})
+    return results
 
-    version_dir = model_dir / "1"
-    if request_contract.load(str(version_dir)) is None:  # a --model-dir from before contracts
-        contract = request_contract.build(demo.generate(2000, seed=0), _kinds(model_dir))
-        request_contract.write(str(version_dir), contract)
-    body = json.dumps({"instances": _smoke.instances(one_row)}).encode()
-    per_round = max(requests // rounds, 20)
+
+def served_vs_in_process(port: int, rows: list[dict], frame, loaded) -> dict:
+    """One burst of concurrent one-row requests (one row each) against in-process predictions,
+    with the rows per model call the server's /metrics counted meanwhile."""
+    import numpy as np
+
+    from components import model_io
+
+    before = _batch_calls(port)
+    answers: dict[int, float] = {}
+    barrier = threading.Barrier(len(rows))
+
+    def ask(index: int) -> None:
+        body = json.dumps({"instances": [rows[index]]}).encode()
+        work = http_work(port, f"/v1/models/{NAME}:predict", body)
+        barrier.wait()
+        answers[index] = json.loads(work({}))["predictions"][0]
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(rows))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    served = np.array([answers[i] for i in range(len(rows))], dtype=np.float32)
+    whole = model_io.predict(loaded, frame)
+    single = np.concatenate([model_io.predict(loaded, frame.iloc[[i]]) for i in range(len(frame))])
+    after = _batch_calls(port)
+    calls, total = after[0] - before[0], after[1] - before[1]
+    return {
+        "frame": float(np.max(np.abs(served - whole))),
+        "single": float(np.max(np.abs(served - single))),
+        "calls": f"{total:.0f} rows in {calls:.0f} calls",
+    }
+
+
+def _batch_calls(port: int) -> tuple[float, float]:
+    """(model calls, rows) so far, from the server's kfp_ct_batch_rows histogram."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    values = {}
+    for line in text.splitlines():
+        for key in ("count", "sum"):
+            if line.startswith(f"kfp_ct_batch_rows_{key}{{") and f'model="{NAME}"' in line:
+                values[key] = float(line.rsplit(" ", 1)[1])
+    return values.get("count", 0.0), values.get("sum", 0.0)
+
+
+def check_overhead(model_dir: Path, body: bytes, tmp: Path, requests: int, rounds: int) -> dict:
+    """p50/p99 of one-row requests with the request check and logging on and off, interleaved."""
+    per_round = max(requests // 2, 20)
     latencies: dict[str, list[float]] = {"off": [], "on": []}
     with (
-        _local.LocalServer(str(model_dir), "bench", 180, str(tmp / "off.log"), ["--no-request-check"]) as off,
-        _local.LocalServer(
-            str(model_dir), "bench", 180, str(tmp / "on.log"), ["--log-dir", str(tmp / "logs")]
-        ) as on,
+        server(model_server(model_dir, "--no-request-check"), tmp / "off.log") as off,
+        server(model_server(model_dir, "--log-dir", str(tmp / "logs-on")), tmp / "on.log") as on,
     ):
-        works = {
-            name: http_work(server.port, "/v1/models/bench:predict", body)
-            for name, server in (("off", off), ("on", on))
-        }
+        path = f"/v1/models/{NAME}:predict"
+        works = {name: http_work(port, path, body) for name, port in (("off", off), ("on", on))}
         for work in works.values():
             run_threads(1, 20, work)  # warm-up
-        for _ in range(rounds):
+        for _ in range(rounds * 2):
             for name, work in works.items():
                 latencies[name] += run_threads(1, per_round, work)[0]
-    result = {"rounds": rounds, "per_round": per_round}
+    result = {"rounds": rounds * 2, "per_round": per_round}
     for name, values in latencies.items():
         result[f"{name}_p50"] = percentile(values, 50) * 1e3
         result[f"{name}_p99"] = percentile(values, 99) * 1e3
@@ -280,11 +397,9 @@ def check_overhead(model_dir: Path, one_row, tmp: Path, requests: int, rounds: i
     return result
 
 
-def _kinds(model_dir: Path) -> dict[str, str]:
-    from components import model_io
-
+def _kinds(dtypes: dict[str, str]) -> dict[str, str]:
     kinds = {"float32": "float", "int64": "int", "string": "string"}
-    return {n: kinds[d.name] for n, d in model_io.serving_inputs(model_io.load(str(model_dir))).items()}
+    return {name: kinds[dtype] for name, dtype in dtypes.items()}
 
 
 def _kserve_version() -> str:
