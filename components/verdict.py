@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PASS, FAIL, WARN = "pass", "fail", "warn"
+CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+"""The HTML pages' policy: no scripts, no fonts, no fetches, images only inline."""
 
 
 @dataclass
@@ -87,7 +89,10 @@ class Verdict:
             lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
         return "\n".join(lines) + "\n"
 
-    def to_html(self, title: str = "") -> str:
+    def to_html(self, title: str = "", figures: str = "", appendix: str = "") -> str:
+        """The page: summary and notes, ``figures`` (HTML, e.g. components.svg charts), the
+        checks, then ``appendix`` (HTML). CONTENT_SECURITY_POLICY forbids scripts and any
+        request, so a browser shows it exactly as written, offline."""
         rows = "\n".join(
             f'<tr class="{c.status}"><td>{c.status.upper()}</td><td>{_e(c.name)}</td>'
             f"<td>{_e(c.subject)}</td><td>{_e(_fmt(c.value))}</td><td>{_e(_fmt(c.threshold))}</td>"
@@ -97,19 +102,26 @@ class Verdict:
         notes = "".join(f"<p class=note>{_e(n)}</p>" for n in self.notes)
         state = "passed" if self.passed else "failed"
         return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{_e(title or self.gate)}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">
+<title>{_e(title or self.gate)}</title>
 <style>
 body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}}
 table{{border-collapse:collapse;width:100%}} td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
 tr.fail td{{background:#fde2e2}} tr.warn td{{background:#fff4d6}} tr.pass td{{background:#e6f5e6}}
 .summary.failed{{color:#a00}} .summary.passed{{color:#070}} .note{{color:#555;font-style:italic}}
+.charts{{display:flex;flex-wrap:wrap;gap:12px}} figure.chart{{margin:0;border:1px solid #ddd;padding:4px}}
+figcaption{{font-size:12px;color:#555;max-width:440px}}
 </style></head><body>
 <h1>{_e(title or self.gate)}</h1>
 <p class="summary {state}"><b>{_e(self.summary())}</b></p>{notes}
+{figures}
+<h2>Checks</h2>
 <table><thead><tr><th>status</th><th>check</th><th>subject</th><th>value</th><th>threshold</th>
 <th>reason</th></tr></thead><tbody>
 {rows}
-</tbody></table></body></html>
+</tbody></table>
+{appendix}</body></html>
 """
 
 

@@ -176,14 +176,20 @@ def compute(task: str, y: np.ndarray, predictions: np.ndarray, n_classes: int = 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = _ECE_BINS) -> float:
     """Weighted mean gap between predicted probability and observed rate, equal-width bins."""
+    return sum(n * abs(rate - mean) for mean, rate, n in reliability(y, p, bins)) / len(y)
+
+
+def reliability(y: np.ndarray, p: np.ndarray, bins: int = _ECE_BINS) -> list[tuple[float, float, int]]:
+    """(mean predicted probability, observed rate of class 1, rows) of every non-empty bin of
+    ``bins`` equal-width probability bins: the calibration curve, and what ECE averages."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(p, edges[1:-1], right=True), 0, bins - 1)
-    total = 0.0
+    out = []
     for b in range(bins):
         mask = which == b
         if mask.any():
-            total += mask.sum() * abs(float(np.mean(y[mask])) - float(np.mean(p[mask])))
-    return total / len(y)
+            out.append((float(np.mean(p[mask])), float(np.mean(y[mask])), int(mask.sum())))
+    return out
 
 
 def roc_curve(y: np.ndarray, p: np.ndarray, max_points: int = _MAX_ROC_POINTS) -> dict | None:

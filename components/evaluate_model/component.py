@@ -1,7 +1,7 @@
 """KFP interface of evaluate_model."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components import images
 
@@ -14,6 +14,7 @@ def evaluate_model(
     classification_metrics: Output[ClassificationMetrics],
     report: Output[Markdown],
     predictions: Output[Dataset],
+    html: Output[HTML],
     eval_data: Input[Dataset] = None,
     eval_data_uri: str = "",
     # kfp compiles literal defaults into the spec; the body never mutates them.
@@ -59,6 +60,9 @@ def evaluate_model(
             curve (binary) and confusion matrix, as the Kubeflow UI renders them.
         report: Output Markdown report: checks, candidate vs baseline (metric, candidate,
             baseline, delta), sliced metrics.
+        html: Output self-contained HTML report (inline SVG, no scripts, no network): ROC,
+            precision-recall, calibration and confusion matrices (classifiers) or residuals
+            (regression), candidate drawn over production; then the checks and tables.
         predictions: Output Parquet, one row per evaluation row: the label, the candidate's
             prediction and (classifiers) its score; stored with the registered version as
             the reference for monitoring.
@@ -127,6 +131,7 @@ def evaluate_model(
         verdict_path=verdict.path,
         verdict_uri=verdict.uri,
         report_path=report.path,
+        html_path=html.path,
         predictions_path=predictions.path,
     )
     for name, value in result["metrics"].items():

@@ -56,6 +56,7 @@ def run(
     model_dir: str,
     verdict_path: str,
     report_path: str,
+    html_path: str = "",
     eval_data_path: str = "",
     model_metadata: dict | None = None,
     model_uri: str = "",
@@ -77,6 +78,7 @@ def run(
         model_dir: Candidate model folder (TF-Serving layout, ``<dir>/1/saved_model.pb``).
         verdict_path: Where to write the verdict as JSON.
         report_path: Where to write the Markdown report.
+        html_path: When given, where to write the HTML report (charts, no scripts, offline).
         eval_data_path: The evaluation data artifact (CSV/Parquet), exclusive with eval_data_uri.
         model_metadata: The candidate's artifact metadata (task, label, features, classes, ...).
         model_uri: The candidate's URI, recorded in the report and as an MLflow tag.
@@ -121,7 +123,7 @@ def run(
         "baseline": None,
     }
     with tempfile.TemporaryDirectory(prefix="baseline-") as work_dir:
-        baseline = _evaluate_baseline(
+        baseline, baseline_pred = _evaluate_baseline(
             verdict, work_dir, data, source=baseline_source, on_error=on_baseline_error,
             model_uri=baseline_model_uri, tracking_uri=tracking_uri,
             registered_model_name=registered_model_name, alias=baseline_alias,
@@ -144,6 +146,11 @@ def run(
         _write_predictions(predictions_path, data.frame[data.label], data.task, candidate_pred, data.classes)
     _write_text(verdict_path, verdict.to_json())
     _write_text(report_path, _report.markdown(verdict, candidate, baseline, slices))
+    if html_path:
+        _write_text(html_path, _report.html_page(
+            verdict, candidate, baseline, slices, task=data.task, y=data.y, candidate_pred=candidate_pred,
+            baseline_pred=baseline_pred, classes=data.classes,
+        ))
     logger.info("%s", verdict.summary())
     if record_dir:
         run_records.record_verdict(record_dir, GATE, verdict_path, verdict_uri)
@@ -456,8 +463,9 @@ def _require_features(loaded, frame: pd.DataFrame, what: str) -> None:
 
 def _evaluate_baseline(
     verdict: Verdict, work_dir: str, data: _Data, *, source: str, on_error: str, **where,
-) -> dict | None:
-    """Baseline metrics on the same data, or None (no baseline, or fallback under first_run)."""
+) -> tuple[dict | None, np.ndarray | None]:
+    """Baseline metrics and predictions on the same data, or (None, None) (no baseline, or the
+    fallback under first_run)."""
     first_run = "The candidate is judged on absolute checks only (first-run policy)."
     try:
         found = _baseline.resolve(
@@ -470,7 +478,7 @@ def _evaluate_baseline(
         if found.model_dir is None:
             verdict.notes.append(f"No baseline: {found.description}. {first_run}")
             logger.info("no baseline: %s", found.description)
-            return None
+            return None, None
         try:
             loaded = model_io.load(found.model_dir)
             _require_features(loaded, data.frame, "baseline model")
@@ -494,11 +502,11 @@ def _evaluate_baseline(
         details = verdict.details.get("baseline") or {"source": source}
         details["error"] = str(exc)
         verdict.details["baseline"] = details
-        return None
+        return None, None
     metrics = _metrics.compute(data.task, data.y, predictions, data.n_classes)
     verdict.details["baseline"]["metrics"] = _clean(metrics)
     logger.info("baseline metrics: %s", metrics)
-    return metrics
+    return metrics, predictions
 
 
 def _fairness_metric(name: str, task: str) -> str:

@@ -1,7 +1,7 @@
 """KFP interface of monitor_model."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Markdown, Metrics, Output
+from kfp.dsl import HTML, Artifact, Markdown, Metrics, Output
 
 from components import images
 
@@ -12,6 +12,7 @@ def monitor_model(
     model_name: str,
     verdict: Output[Artifact],
     report: Output[Markdown],
+    html: Output[HTML],
     metrics: Output[Metrics],
     serving_statistics: Output[Artifact],
     window_hours: float = 24.0,
@@ -31,6 +32,7 @@ def monitor_model(
     max_latency_p95_ms: float = 250.0,
     max_flagged_share: float = 0.05,
     min_rows: int = 100,
+    plot_all_features: bool = False,
 ) -> str:
     """Judges the model in production from a window of its prediction logs: model-is-healthy.
 
@@ -51,6 +53,10 @@ def monitor_model(
             the window, the production version and every measurement.
         report: Output Markdown report: the action and why, the checks, worst skewed
             features, performance (measured or estimated), top flags.
+        html: Output self-contained HTML report (inline SVG, no scripts, no network): the
+            action and why, serving's distribution of every skewed feature over training's,
+            the window's predictions over the evaluation-time ones, performance next to the
+            registered metrics; then the checks.
         metrics: Output KFP Metrics for trending: rows, requests, error_rate,
             latency_p50_ms, latency_p95_ms, flagged_share, skew_<linf|jsd>__<feature>,
             prediction_psi, live_<metric>, estimated_<metric> (+ _low/_high), registered_<metric>,
@@ -85,6 +91,8 @@ def monitor_model(
         max_flagged_share: Largest share of served rows flagged by the request check
             (out-of-range values, unseen categories, unknown fields).
         min_rows: Served rows below which the window is too small to judge (a failed check).
+        plot_all_features: Draw every feature's distribution in the HTML report, not only
+            the skewed ones'.
 
     Returns:
         What serving says to do, the condition for dsl.If: "retrain" (skew, prediction drift or
@@ -106,6 +114,7 @@ def monitor_model(
         locals(),
         verdict_path=verdict.path,
         report_path=report.path,
+        html_path=html.path,
         statistics_path=serving_statistics.path,
         log_metric=metrics.log_metric,
     )

@@ -60,11 +60,12 @@ def run(
     verdict_path: str,
     report_path: str,
     statistics_path: str,
+    html_path: str = "",
     log_metric: Callable[[str, float], None] | None = None,
     log_uri, model_name, window_hours, window_end, labels_uri, label, join_key, registered_model_name,
     model_alias, mlflow_tracking_uri, max_skew_linf, max_skew_jsd, max_prediction_psi,
     max_performance_drop, min_labelled_rows, max_error_rate, max_latency_p95_ms, max_flagged_share,
-    min_rows,
+    min_rows, plot_all_features,
 ) -> Result:
     """Reads the window, measures, writes the verdict, report, statistics and metrics.
 
@@ -74,6 +75,7 @@ def run(
         verdict_path: Where the JSON verdict goes.
         report_path: Where the Markdown report goes.
         statistics_path: Where the serving statistics (binary proto) go.
+        html_path: When given, where the HTML report (charts, no scripts, offline) goes.
         log_metric: Called with (name, value) for every metric (KFP ``Metrics.log_metric``).
 
     Raises:
@@ -119,6 +121,7 @@ def run(
                    kind="no_production_version")
     for sentence in production.missing:
         result.notes.append(f"Production ({production.describe()}): {sentence}.")
+    predictions = None
     if judged and production.found:
         skew = _check_skew(result, production, stats, a, measured)
         result.details["skew"] = skew
@@ -138,6 +141,9 @@ def run(
     result.details.update({"action": action, "action_reasons": reasons, "metrics": metrics})
     _write(verdict_path, result.to_json())
     _write(report_path, _report.markdown(result, action, reasons, production))
+    if html_path:
+        _write(html_path, _report.html_page(result, action, reasons, production, stats, predictions,
+                                            plot_all_features))
     for metric, value in metrics.items():
         if log_metric is not None:
             log_metric(metric, value)

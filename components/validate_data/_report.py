@@ -6,6 +6,8 @@ import html
 import re
 from dataclasses import dataclass
 
+from components import svg
+
 MEASUREMENT_KINDS = {
     "linf": "L_INFTY", "jsd": "JENSEN_SHANNON_DIVERGENCE", "nad": "NORMALIZED_ABSOLUTE_DIFFERENCE"
 }
@@ -259,8 +261,10 @@ def markdown(result, context: Context, previous) -> str:
     return "\n".join(lines) + "\n"
 
 
-def html_page(result, context: Context, previous) -> str:
-    """Verdict.to_html plus the statistics table; no scripts, no external resources."""
+def html_page(result, context: Context, previous, serving=None, all_features: bool = False) -> str:
+    """Verdict.to_html with the distributions of every failing feature (every feature with
+    ``all_features``), this data over the previous run's and serving's, and the statistics
+    table; no scripts, no external resources."""
     rows = statistics_rows(context, previous, result.details.get("scores", {}))
     columns = _columns(rows, previous)
     flagged = {c.subject for c in result.failures}
@@ -272,8 +276,30 @@ def html_page(result, context: Context, previous) -> str:
     )
     section = (f"<h2>Per-feature statistics</h2><p>{context.stats.datasets[0].num_examples} rows.</p>"
                f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>\n")
-    page = result.to_html(title="Data validation")
-    return page.replace("</body>", section + "</body>", 1)
+    return result.to_html(title="Data validation", figures=_figures(result, context, previous, serving,
+                                                                    all_features), appendix=section)
+
+
+def _figures(result, context: Context, previous, serving, all_features: bool) -> str:
+    """The distribution charts, failing features first, each captioned with why it failed."""
+    reasons: dict[str, list[str]] = {}
+    for check in result.failures:
+        if check.subject:
+            reasons.setdefault(check.subject, []).append(check.reason)
+    names = list(reasons)
+    if all_features:
+        names += [r["feature"] for r in statistics_rows(context, None, {}) if r["feature"] not in reasons]
+    if not names:
+        return ""
+    datasets = [(label, stats) for label, stats in (("this data", context.stats), ("previous run", previous),
+                                                    ("serving", serving)) if stats is not None]
+    charts = []
+    for name in names:
+        charts += svg.feature_distribution(name, datasets, caption="; ".join(reasons.get(name, [])))
+    against = " over ".join(label for label, _ in datasets)
+    which = "every feature" if all_features else "failing features"
+    return (f"<h2>Distributions: {which}</h2><p>{html.escape(against)}.</p>"
+            f'<div class="charts">{"".join(charts)}</div>')
 
 
 def _columns(rows, previous) -> list[str]:

@@ -23,6 +23,7 @@ def validate_data(
     fail_on_anomalies: bool = False,
     environment: str = "TRAINING",
     mlflow_tracking_uri: str = "",
+    plot_all_features: bool = False,
 ) -> bool:
     """Validates statistics against the schema, the previous run (drift) and serving (skew).
 
@@ -41,8 +42,9 @@ def validate_data(
         drift_metrics: Output KFP Metrics for trending across runs: drift_<jsd|linf>__<feature>,
             skew_<jsd|linf>__<feature>, data_is_valid, failed_checks, rows, first_run.
         report: Output Markdown report: the checks and a per-feature statistics table.
-        html: Output self-contained HTML report (no scripts, no network): checks and a
-            per-feature statistics table, failing features highlighted.
+        html: Output self-contained HTML report (no scripts, no network): the distribution
+            of every failing feature drawn over the previous run's and serving's (inline SVG),
+            the checks and a per-feature statistics table, failing features highlighted.
         previous_statistics: Statistics of the previous run, for drift.
         previous_statistics_uri: The previous statistics as a local path or gs:// / s3:// URI.
         serving_statistics: Statistics of serving data, for training/serving skew (also
@@ -55,6 +57,8 @@ def validate_data(
         environment: Schema environment of this data: "TRAINING" or "SERVING".
         mlflow_tracking_uri: MLflow server for reading baseline URIs stored in MLflow (runs:/,
             models:/, as resolve_baseline returns them); empty uses MLFLOW_TRACKING_URI.
+        plot_all_features: Draw every feature's distribution in the HTML report, not only
+            the failing ones'.
 
     Returns:
         True when the data is valid (no check failed): the data-is-valid gate for dsl.If.

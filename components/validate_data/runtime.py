@@ -52,7 +52,7 @@ def run(
     serving_statistics_path: str = "",
     log_metric: Callable[[str, float], None] | None = None,
     previous_statistics_uri, serving_statistics_uri, first_run_policy, fail_on_anomalies, environment,
-    mlflow_tracking_uri,
+    mlflow_tracking_uri, plot_all_features,
 ) -> verdict.Verdict:
     """Validates statistics and writes anomalies, JSON/Markdown/HTML reports and metrics.
 
@@ -126,9 +126,9 @@ def run(
             "metrics": metrics,
         }
     )
-    _write_outputs(
-        result, anomalies, context, previous, anomalies_path, verdict_path, report_path, html_path
-    )
+    html_page = _report.html_page(result, context, previous, serving, plot_all_features)
+    _write_outputs(result, anomalies, context, previous, anomalies_path, verdict_path, report_path,
+                   html_path, html_page)
     for name, value in metrics.items():
         if log_metric is not None:
             log_metric(name, value)
@@ -335,7 +335,7 @@ def _metric_name(feature: str) -> str:
 
 
 def _write_outputs(result, anomalies, context, previous, anomalies_path, verdict_path, report_path,
-                   html_path) -> None:
+                   html_path, html_page: str) -> None:
     from google.protobuf import text_format
 
     with open(anomalies_path, "w", encoding="utf-8") as handle:
@@ -345,4 +345,4 @@ def _write_outputs(result, anomalies, context, previous, anomalies_path, verdict
     with open(report_path, "w", encoding="utf-8") as handle:
         handle.write(_report.markdown(result, context, previous))
     with open(html_path, "w", encoding="utf-8") as handle:
-        handle.write(_report.html_page(result, context, previous))
+        handle.write(html_page)

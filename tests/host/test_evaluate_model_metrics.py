@@ -31,6 +31,7 @@ def test_outputs_are_the_gate_and_typed_artifacts(tmp_path):
         "classification_metrics": "system.ClassificationMetrics",
         "report": "system.Markdown",
         "predictions": "system.Dataset",
+        "html": "system.HTML",
     }
 
 

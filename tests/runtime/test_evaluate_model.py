@@ -15,8 +15,10 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import saved_models
 from mlflow import MlflowClient
 from relay import reply
+from report_pages import chart_titles
 
 from components.evaluate_model import runtime
 from components.make_demo_data import runtime as demo
@@ -503,3 +505,34 @@ def test_component_writes_the_artifacts_the_kubeflow_ui_reads(tmp_path, models, 
     assert [len(r["row"]) for r in matrix["rows"]] == [2, 2]
     assert sum(sum(r["row"]) for r in matrix["rows"]) == 600
     json.dumps(classification.metadata, allow_nan=False)  # what the executor writes
+
+
+
+def test_html_report_draws_the_candidate_over_the_baseline(tmp_path, eval_path):
+    """A page tests/host/test_reports_in_browser.py opens in Chromium (report_pages)."""
+    candidate = str(tmp_path / "candidate"), saved_models.build(tmp_path / "candidate")
+    saved_models.build(tmp_path / "baseline", noisy=True)  # a worse production model
+    result = evaluate(tmp_path, candidate, eval_path, baseline_source="uri",
+                      baseline_model_uri=str(tmp_path / "baseline"), html_path=str(tmp_path / "report.html"),
+                      change_thresholds={"roc_auc": 1.0})
+    page = (tmp_path / "report.html").read_text()
+    assert "Content-Security-Policy" in page and "<script" not in page.lower()
+    assert chart_titles(page) == ["ROC curve", "Precision-recall curve", "Calibration",
+                                  "Confusion matrix: candidate", "Confusion matrix: baseline"]
+    roc = page[page.index("<title>ROC curve"):page.index("<title>Precision-recall")]
+    assert roc.count("<polyline") == 2  # candidate and baseline
+    assert f"candidate (AUC {result['metrics']['roc_auc']:.3f})" in roc
+    assert f"baseline (AUC {result['metrics']['baseline_roc_auc']:.3f})" in roc
+    matrix = result["confusion_matrix"]
+    candidate_matrix = page[page.index("<title>Confusion matrix: candidate"):]
+    for i, true in enumerate(matrix["categories"]):
+        for j, predicted in enumerate(matrix["categories"]):
+            assert f"true {true}, predicted {predicted}: {matrix['matrix'][i][j]} (" in candidate_matrix
+    assert "<h2>Candidate vs baseline</h2>" in page and "<td>roc_auc</td>" in page
+
+    # Regression: residuals (the scorer's output taken as a predicted monthly charge).
+    regression = evaluate(tmp_path, candidate, eval_path, task="regression", label="monthly_charges",
+                          html_path=str(tmp_path / "regression.html"))
+    page = (tmp_path / "regression.html").read_text()
+    assert chart_titles(page) == ["Residuals against predictions", "Residuals"]
+    assert page.count("<circle") == regression["metrics"]["eval_rows"] == 600

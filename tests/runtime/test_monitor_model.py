@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 import saved_models
+from report_pages import chart_titles
 from sklearn import metrics as skm
 
 from components import model_io, prediction_log, tfdv_io
@@ -328,3 +329,27 @@ def test_a_tiny_or_empty_window_is_too_small_to_judge_never_healthy(tmp_path, pr
             report_path=str(tmp_path / "n.md"),
             statistics_path=str(tmp_path / "n.pb"),
         )
+
+
+def test_html_report_draws_the_skewed_features_and_the_predictions(tmp_path, production, mlflow_server):
+    """A page tests/host/test_reports_in_browser.py opens in Chromium (report_pages)."""
+    logs = tmp_path / "logs"
+    serve(logs, production, demo.corrupt(demo.generate(600, seed=3), "drift"), prefix="drift")
+    result = monitor(tmp_path, logs, mlflow_server, html_path=str(tmp_path / "out" / "report.html"))
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert result.action == "retrain"
+    assert "Content-Security-Policy" in page and "<script" not in page.lower()
+    assert "<b>Action: retrain</b>" in page and page.index("Action: retrain") < page.index("<svg")
+    titles = chart_titles(page)
+    assert titles[:2] == ["Predictions", "Performance"]
+    assert sorted(titles[2:]) == ["monthly_charges: distribution", "region: top values"]
+    charges = page[page.index("<title>monthly_charges: distribution"):]
+    charges = charges[:charges.index("</figure>")]
+    assert ">serving</text>" in charges and ">training</text>" in charges
+    assert "no longer looks like training" in charges  # the skew check's sentence as caption
+    assert ">ESTIMATE (CBPE)</text>" in page  # no labels: the performance shown is an estimate
+
+    every = monitor(tmp_path, logs, mlflow_server, html_path=str(tmp_path / "all.html"),
+                    plot_all_features=True)
+    titles = chart_titles((tmp_path / "all.html").read_text())
+    assert {t.split(":")[0] for t in titles[2:]} == set(checks(every, "skew"))

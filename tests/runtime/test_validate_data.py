@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
+from report_pages import chart_titles
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from components.compute_statistics import runtime as statistics
@@ -290,3 +291,37 @@ def test_penguins_skewed_is_flagged_against_labelled(tmp_path, ws, datasets_dir)
     assert "culmen_length_mm" in out["report.html"].read_text()
     assert metrics["data_is_valid"] == 0.0
     assert max(v for k, v in metrics.items() if k.startswith("drift_")) < 0.1
+
+
+
+def test_html_report_draws_every_failing_feature_over_the_previous_run_and_serving(
+    tmp_path, ws, train, previous
+):
+    """A page tests/host/test_reports_in_browser.py opens in Chromium (report_pages)."""
+    _, schema = train
+    categorical = ["contract_type"]
+    drifted = ws.stats(demo.corrupt(demo.generate(ROWS, seed=2), "drift"), categorical_columns=categorical)
+    serving = ws.stats(demo.generate(ROWS, seed=3).drop(columns=[demo.LABEL]),
+                       categorical_columns=categorical)
+    result, _, out = validate(tmp_path, drifted, schema, previous_statistics_path=str(previous),
+                              serving_statistics_path=str(serving))
+    page = out["report.html"].read_text()
+    assert {c.subject for c in result.failures} == {"monthly_charges", "region"}
+    assert "Content-Security-Policy" in page and "<script" not in page.lower()
+    assert sorted(chart_titles(page)) == ["monthly_charges: distribution", "region: top values"]
+    assert page.index("<svg") < page.index("<h2>Checks</h2>"), "pictures come before the tables"
+    region = page[page.index("region: top values"):]
+    region = region[:region.index("</figure>")]
+    assert all(f">{name}</text>" in region for name in ("this data", "previous run", "serving"))
+    assert "drifted from the previous run" in region  # the caption says why it is drawn
+    # The picture shows the drift: 'north' holds most of this data, a quarter of the previous run.
+    shares = {name: float(share) for name, share in re.findall(
+        r"(this data|previous run|serving): north ([\d.]+)%", region)}
+    assert shares["this data"] > 70 and shares["previous run"] < 40 and shares["serving"] < 40
+
+    (tmp_path / "all").mkdir()
+    _, _, every = validate(tmp_path / "all", drifted, schema, previous_statistics_path=str(previous),
+                           plot_all_features=True)
+    titles = chart_titles(every["report.html"].read_text())
+    features = {f.path.step[0] for f in tfdv.load_stats_binary(str(drifted)).datasets[0].features}
+    assert {t.split(":")[0] for t in titles} == features and len(titles) == len(features)
