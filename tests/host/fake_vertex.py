@@ -5,13 +5,18 @@ The real ``google-cloud-aiplatform`` SDK talks to it when initialised with
 ``aiplatform.init(api_endpoint=fake.url, api_transport="rest")``, and google-cloud-storage
 with ``STORAGE_EMULATOR_HOST=fake.url``. Endpoints: pipelineJobs create/get, schedules
 create/list/get/patch/delete/pause/resume, operations.get, the metadata calls Vertex AI
-Experiments make (metadataStores.get, contexts get/create/addContextChildren), storage
-buckets.get. Every request is recorded (camelCase JSON bodies, as sent).
+Experiments make (metadataStores.get, contexts get/create/addContextChildren), the Model
+Registry (models.upload as a long-running operation, models.list / get / listVersions with
+filters, mergeVersionAliases), storage buckets.get. Every request is recorded (camelCase JSON
+bodies, as sent).
 
 Strict like the real API where our code could get it wrong: every request body is parsed into
 its v1 proto message (``google.cloud.aiplatform_v1`` types), so an unknown field name or a
 wrongly typed value is a 400 "Invalid JSON payload", as the real front end answers; update
-masks must name fields of the message.
+masks must name fields of the message. Model versions follow the registry's rules: a version
+alias is on at most one version of a model (uploading or merging it moves it there), exactly
+one version carries ``default`` (the first always does), aliases and labels have Vertex's
+formats, and ``FakeVertex(projects={...})`` answers 403 for any other project.
 """
 
 from __future__ import annotations
@@ -22,12 +27,23 @@ import itertools
 import json
 import re
 from http.server import BaseHTTPRequestHandler
+from urllib.parse import unquote
 
 from fake_http import ApiError, RecordingServer, Request
 from google.cloud.aiplatform_v1 import types
 from google.protobuf import json_format
 
 _LOCATION = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+_MODEL = _LOCATION + r"/models/(?P<mid>[^/:@]+)"
+_TYPE = "type.googleapis.com/google.cloud.aiplatform.v1."
+_ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
+_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+# The filter forms the Model Registry documents for models.list / listVersions, joined by AND.
+_FILTER_TERM = re.compile(
+    r'\s*(?:labels\.(?P<key>[\w-]+)\s*=\s*(?P<value>"(?:[^"\\]|\\.)*"|[\w-]+)'
+    r'|(?:display_name|displayName)\s*=\s*(?P<display>"(?:[^"\\]|\\.)*"))\s*'
+)
 
 
 def _now() -> str:
@@ -48,12 +64,16 @@ def _timestamp(value: str) -> datetime.datetime:
 
 
 class FakeVertex(RecordingServer):
-    def __init__(self, *, max_page_size: int = 100):
+    def __init__(self, *, max_page_size: int = 100, projects: set[str] | None = None):
         self.max_page_size = max_page_size
+        self.projects = projects  # None: every project exists and may be used
         super().__init__()
         self.pipeline_jobs: dict[str, dict] = {}
         self.schedules: dict[str, dict] = {}
         self.contexts: dict[str, dict] = {}  # metadata contexts: experiments, pipeline runs
+        self.models: dict[str, list[dict]] = {}  # model name -> its versions, oldest first
+        self.operations: dict[str, dict] = {}  # long-running operations not yet polled
+        self.upload_error: str = ""  # when set, every upload operation ends with this error
         self._ids = itertools.count(1)
 
     def add_schedule(self, project: str, location: str, **fields) -> dict:
@@ -73,7 +93,8 @@ class FakeVertex(RecordingServer):
             try:
                 status, payload = 200, self._route(request)
             except ApiError as exc:
-                code = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS"}.get(exc.status)
+                code = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                        409: "ALREADY_EXISTS"}.get(exc.status)
                 status, payload = exc.status, {
                     "error": {"code": exc.status, "message": str(exc), "status": code or "UNKNOWN"}}
         self.reply(handler, status, payload)
@@ -94,11 +115,24 @@ class FakeVertex(RecordingServer):
             ("DELETE", _LOCATION + r"/schedules/(?P<sid>[^/:]+)", self._delete_schedule),
             ("POST", _LOCATION + r"/schedules/(?P<sid>[^/:]+):(?P<verb>pause|resume)", self._set_state),
             ("GET", _LOCATION + r"/operations/(?P<oid>[^/]+)", self._get_operation),
+            ("POST", _LOCATION + r"/models:upload", self._upload_model),
+            ("GET", _LOCATION + r"/models", self._list_models),
+            ("GET", _MODEL + r"(?:@(?P<version>[^/:]+))?", self._get_model),
+            ("GET", _MODEL + r":listVersions", self._list_versions),
+            ("POST", _MODEL + r"@(?P<version>[^/:]+):mergeVersionAliases", self._merge_version_aliases),
+            # The REST operations client polls at /ui/..., the first of its two HTTP rules.
+            ("GET", r"/(?:v1|ui)" + _MODEL[len("/v1"):] + r"/operations/(?P<oid>[^/]+)",
+             self._get_model_operation),
             ("GET", r"/storage/v1/b/(?P<bucket>[^/]+)", self._get_bucket),
         ]
+        path = unquote(r.path)  # a version's name is models/<id>@<version>, sent as %40
         for method, pattern, action in routes:
-            match = re.fullmatch(pattern, r.path)
+            match = re.fullmatch(pattern, path)
             if match and r.method == method:
+                project = match.groupdict().get("project")
+                if self.projects is not None and project is not None and project not in self.projects:
+                    raise ApiError(
+                        403, f"Permission denied on resource project {project} (or it may not exist).")
                 return action(r, **match.groupdict())
         raise ApiError(404, f"no route for {r.method} {r.path}")
 
@@ -248,6 +282,185 @@ class FakeVertex(RecordingServer):
 
     def _get_operation(self, r, project, location, oid):
         return {"name": f"projects/{project}/locations/{location}/operations/{oid}", "done": True}
+
+    # ------------------------------------------------------------------ Model Registry
+
+    def _versions(self, name: str) -> list[dict]:
+        if name not in self.models:
+            raise ApiError(404, f"Model {name} not found.")
+        return self.models[name]
+
+    @staticmethod
+    def _check_labels(labels: dict) -> None:
+        for key, value in labels.items():
+            if not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
+                raise ApiError(400, f"Invalid label {key!r}: {value!r}. Keys and values can be no longer "
+                                    "than 63 characters, and contain only lowercase letters, numbers, "
+                                    "underscores and dashes; keys start with a letter.")
+
+    @staticmethod
+    def _check_alias(alias: str) -> None:
+        if not _ALIAS.fullmatch(alias):
+            raise ApiError(400, f"Invalid version alias {alias!r}: expected {_ALIAS.pattern}.")
+
+    @staticmethod
+    def _give(versions: list[dict], target: dict, alias: str) -> None:
+        """Puts ``alias`` on ``target``, taking it off whichever version had it (one per model)."""
+        for version in versions:
+            if alias in version["versionAliases"] and version is not target:
+                version["versionAliases"].remove(alias)
+                version["versionUpdateTime"] = _now()
+        if alias not in target["versionAliases"]:
+            target["versionAliases"].append(alias)
+
+    def _upload_model(self, r, project, location):
+        body = _parsed(r.body, types.UploadModelRequest)
+        model = dict(body.get("model") or {})
+        if not model.get("displayName"):
+            raise ApiError(400, "model.display_name is required.")
+        if body.get("parentModel") and body.get("modelId"):
+            raise ApiError(400, "parent_model and model_id cannot both be set.")
+        artifact = model.get("artifactUri", "")
+        if artifact and not artifact.startswith("gs://"):
+            raise ApiError(400, f"artifact_uri {artifact!r} must be a Cloud Storage URI (gs://).")
+        if artifact and not (model.get("containerSpec") or {}).get("imageUri"):
+            raise ApiError(400, "container_spec.image_uri is required for a model with artifact_uri.")
+        self._check_labels(model.get("labels") or {})
+        aliases = list(model.get("versionAliases") or [])
+        for alias in aliases:
+            self._check_alias(alias)
+        if len(set(aliases)) != len(aliases):
+            raise ApiError(400, f"Duplicate version aliases {aliases}.")
+        location_name = f"projects/{project}/locations/{location}"
+        parent = body.get("parentModel", "")
+        if parent:
+            if not parent.startswith(location_name + "/models/") or "@" in parent:
+                raise ApiError(
+                    400, f"parent_model {parent!r} must be a model of {location_name}, without a version.")
+            self._versions(parent)
+            name = parent
+        else:
+            model_id = body.get("modelId") or str(next(self._ids))
+            name = f"{location_name}/models/{model_id}"
+            if name in self.models:
+                raise ApiError(409, f"Model {name} already exists.")
+        operation = {
+            "name": f"{name}/operations/{next(self._ids)}",
+            "metadata": {"@type": _TYPE + "UploadModelOperationMetadata",
+                         "genericMetadata": {"createTime": _now(), "updateTime": _now()}},
+            "done": False,
+        }
+        # Like Vertex: the version exists once the operation is done (here: when it is polled).
+        self.operations[operation["name"]] = {
+            "operation": operation, "commit": lambda: self._commit(name, model, aliases)}
+        return operation
+
+    def _commit(self, name: str, model: dict, aliases: list[str]) -> dict:
+        versions = self.models.setdefault(name, [])
+        now = _now()
+        version_id = max((int(v["versionId"]) for v in versions), default=0) + 1
+        version = {
+            **model, "name": name, "versionId": str(version_id), "versionAliases": [],
+            "createTime": versions[0]["createTime"] if versions else now, "updateTime": now,
+            "versionCreateTime": now, "versionUpdateTime": now,
+        }
+        versions.append(version)
+        for alias in (["default"] if len(versions) == 1 else []) + aliases:  # the first is the default
+            self._give(versions, version, alias)
+        return {"@type": _TYPE + "UploadModelResponse",
+                "model": name, "modelVersionId": version["versionId"]}
+
+    def _get_model_operation(self, r, project, location, mid, oid):
+        name = f"projects/{project}/locations/{location}/models/{mid}/operations/{oid}"
+        if name not in self.operations:
+            raise ApiError(404, f"Operation {name} not found.")
+        entry = self.operations[name]
+        operation = entry["operation"]
+        if not operation["done"]:
+            operation["done"] = True
+            if self.upload_error:
+                operation["error"] = {"code": 3, "message": self.upload_error}
+            else:
+                operation["response"] = entry["commit"]()
+        return operation
+
+    @staticmethod
+    def _unquoted(value: str) -> str:
+        if value.startswith('"'):
+            return re.sub(r"\\(.)", r"\1", value[1:-1])
+        return value
+
+    def _matches(self, item: dict, text: str) -> bool:
+        """Whether ``item`` passes ``text``, a filter of the forms the API documents
+        (``labels.k="v"``, ``labels.k=v``, ``display_name="x"``) joined by AND; others are 400s."""
+        for term in re.split(r"\s+AND\s+", text.strip()) if text and text.strip() else []:
+            match = _FILTER_TERM.fullmatch(term)
+            if not match:
+                raise ApiError(400, f"Unsupported filter: {text!r}.")
+            if match["key"] is not None:
+                if (item.get("labels") or {}).get(match["key"]) != self._unquoted(match["value"]):
+                    return False
+            elif item.get("displayName") != self._unquoted(match["display"]):
+                return False
+        return True
+
+    def _page(self, r, items: list[dict]) -> dict:
+        order = (r.param("orderBy") or "").strip()
+        if order:
+            field, _, direction = order.partition(" ")
+            key = {"create_time": "createTime", "display_name": "displayName", "update_time": "updateTime"}
+            key = key.get(field) or (field if field in key.values() else None)
+            if key is None or direction.strip() not in ("", "desc"):
+                raise ApiError(400, f"Unsupported order_by: {order!r}.")
+            items = sorted(items, key=lambda i: i.get(key, ""), reverse=direction.strip() == "desc")
+        size = min(int(r.param("pageSize") or 100), self.max_page_size)
+        start = int(r.param("pageToken") or 0)
+        response = {"models": items[start:start + size]}
+        if start + size < len(items):
+            response["nextPageToken"] = str(start + size)
+        return response
+
+    def _list_models(self, r, project, location):
+        prefix = f"projects/{project}/locations/{location}/models/"
+        # One entry per model: its default version, as the API lists them.
+        defaults = [next(v for v in versions if "default" in v["versionAliases"])
+                    for name, versions in self.models.items() if name.startswith(prefix)]
+        return self._page(r, [m for m in defaults if self._matches(m, r.param("filter") or "")])
+
+    def _get_model(self, r, project, location, mid, version=None):
+        name = f"projects/{project}/locations/{location}/models/{mid}"
+        versions = self._versions(name)
+        wanted = version or "default"
+        for item in versions:
+            if item["versionId"] == wanted or wanted in item["versionAliases"]:
+                return item
+        raise ApiError(404, f"Model {name}@{wanted} not found.")
+
+    def _list_versions(self, r, project, location, mid):
+        versions = self._versions(f"projects/{project}/locations/{location}/models/{mid}")
+        return self._page(r, [v for v in versions if self._matches(v, r.param("filter") or "")])
+
+    def _merge_version_aliases(self, r, project, location, mid, version):
+        body = _parsed(r.body, types.MergeVersionAliasesRequest)
+        versions = self._versions(f"projects/{project}/locations/{location}/models/{mid}")
+        if not version.isdigit():
+            raise ApiError(400, f"The name must include a version ID, not {version!r}.")
+        target = self._get_model(r, project, location, mid, version)
+        changes = body.get("versionAliases") or []
+        if not changes:
+            raise ApiError(400, "version_aliases is required.")
+        for change in changes:
+            alias = change[1:] if change.startswith("-") else change
+            self._check_alias(alias)
+            if change.startswith("-"):
+                if alias == "default":
+                    raise ApiError(400, "The default alias cannot be removed; move it to another version.")
+                if alias in target["versionAliases"]:
+                    target["versionAliases"].remove(alias)
+            else:
+                self._give(versions, target, alias)
+        target["versionUpdateTime"] = _now()
+        return target
 
     def _get_bucket(self, r, bucket):
         return {"kind": "storage#bucket", "name": bucket, "id": bucket, "location": "EU",
