@@ -108,6 +108,11 @@ def test_a_candidate_upload_leaves_production_and_default_where_they_are(vertex,
     }
 
 
+def test_the_first_version_is_the_default_even_when_not_asked_to_be(vertex, model_dir):
+    first = upload(model_dir, 1, version_aliases=[], is_default_version=False)
+    assert first["versionAliases"] == ["default", "v1"]  # Vertex: a model always has a default
+
+
 def test_a_retry_finds_its_version_and_does_not_upload_twice(vertex, model_dir):
     first = upload(model_dir, 1)
     again = upload(model_dir, 1)
