@@ -19,6 +19,7 @@ pytest_status() {  # pytest_status NAME CODE
 
 step "host environment"; bash scripts/setup-venv.sh
 step "images"; bash scripts/build-images.sh
+step "headless Chromium (the HTML reports in a browser)"; bash scripts/ensure-chromium.sh
 step "lint"; .venv/bin/ruff check .
 step "compiled specs"; .venv/bin/python compile.py --check
 
