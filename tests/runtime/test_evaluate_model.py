@@ -475,12 +475,12 @@ def test_component_writes_the_artifacts_the_kubeflow_ui_reads(tmp_path, models, 
     metrics = out(dsl.Metrics, "metrics")
     classification = out(dsl.ClassificationMetrics, "classification_metrics")
     verdict, report = out(dsl.Artifact, "verdict"), out(dsl.Markdown, "report")
-    predictions = out(dsl.Dataset, "predictions")
+    predictions, page = out(dsl.Dataset, "predictions"), out(dsl.HTML, "html")
     blessed = evaluate_model.python_func(
         model=dsl.Model(name="model", uri=model_dir, metadata=metadata),
         eval_data=dsl.Dataset(name="eval_data", uri=eval_path, metadata={}),
         verdict=verdict, metrics=metrics, classification_metrics=classification, report=report,
-        predictions=predictions,
+        predictions=predictions, html=page,
         thresholds={"roc_auc": 0.7}, baseline_source="uri",
         baseline_model_uri=models["shifted"][0], change_thresholds={"roc_auc": 0.01},
         latency_calls=10,
@@ -488,6 +488,7 @@ def test_component_writes_the_artifacts_the_kubeflow_ui_reads(tmp_path, models, 
     assert blessed is True and verdict.metadata["blessed"] is True
     assert json.loads(Path(verdict.path).read_text())["passed"] is True
     assert "| roc_auc |" in Path(report.path).read_text()
+    assert "<title>ROC curve</title>" in Path(page.path).read_text()
     assert predictions.uri.endswith(".parquet") and len(pd.read_parquet(predictions.path)) == 600
     assert metrics.metadata["roc_auc"] > 0.7 and "baseline_roc_auc" in metrics.metadata
 
