@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import saved_models
-from conftest import free_port
+from conftest import free_port, stop
 from fake_kube import FakeKube
 from inference_logger import InferenceLogger
 
@@ -74,8 +74,7 @@ def sink(tmp_path_factory):
         assert process.poll() is None and time.monotonic() < deadline, (logs / "sink.log").read_text()
         time.sleep(0.1)
     yield url, str(logs / "records")
-    process.terminate()
-    process.wait(timeout=20)
+    stop(process)
 
 
 def _answers(url: str) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import saved_models
+from conftest import stop
 from fake_kube import FakeKube
 from relay import Relay
 
@@ -614,8 +615,7 @@ def persistent_server(tmp_path):
             __import__("time").sleep(0.25)
         yield url, serving
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop(proc)
         log.close()
 
 
@@ -722,8 +722,7 @@ def s3_mlflow(s3_env, tmp_path, monkeypatch):
             assert proc.poll() is None, (tmp_path / "mlflow.log").read_text()
             time.sleep(0.5)
     yield uri
-    proc.terminate()
-    proc.wait(timeout=20)
+    stop(proc)
     log.close()
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import saved_models
+from conftest import stop
 from relay import Relay
 
 from components import model_io, registry, uris
@@ -164,8 +165,7 @@ def test_server_cli_serves_a_registered_version(model_dir, mlflow_server, tmp_pa
         served = _smoke.predict_v1(url, "churn-served", frame)
         np.testing.assert_allclose(served, model_io.predict(str(model_dir[0]), frame), atol=1e-6)
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop(proc)
         log.close()
 
 

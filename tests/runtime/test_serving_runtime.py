@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import rendered
 import saved_models
-from conftest import free_port
+from conftest import free_port, stop
 
 from components import model_io, request_contract
 from components.deploy_model import _smoke
@@ -65,8 +65,7 @@ def served(manifest, frame, tmp_path_factory):
             process.kill()
             pytest.fail(f"{cmd} did not serve: {exc}\n{log_path.read_text()[-2000:]}")
         yield url, name, str(model_dir)
-        process.terminate()
-        process.wait(timeout=20)
+        stop(process)
 
 
 def post(url, body):
