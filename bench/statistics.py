@@ -135,14 +135,22 @@ def measure(path: str, engine: str, repeat: int, beam_flags: list[str]) -> dict:
     else:
         def once():
             return tfdv_io.table_statistics(tfdv_io.read_table(data), options, threads=1)
-    times, stats = [], None
+    times, cpus, stats = [], [], None
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds()
         stats = once()
         times.append(time.perf_counter() - started)
+        cpus.append(_cpu_seconds() - cpu)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"seconds": min(times), "first": times[0], "rows": int(stats.datasets[0].num_examples),
+    return {"seconds": min(times), "first": times[0], "cpu": min(cpus),
+            "rows": int(stats.datasets[0].num_examples),
             "peak_mib": peak, "baseline_mib": baseline, "stats": stats.SerializeToString(deterministic=True)}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, all threads (Beam's worker processes not included)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def _rss_mib() -> float:
@@ -163,23 +171,24 @@ _FORKSERVER = multiprocessing.get_context("forkserver")
 _FORKSERVER.set_forkserver_preload(["tensorflow_data_validation", "components.compute_statistics.runtime"])
 
 
-def best_read(path: Path) -> tuple[float, int]:
-    best, rows = float("inf"), 0
+def best_read(path: Path) -> tuple[float, float, int]:
+    best, best_cpu, rows = float("inf"), float("inf"), 0
     for _ in range(3):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds()
         rows = pyarrow_read(path)
         best = min(best, time.perf_counter() - started)
-    return best, rows
+        best_cpu = min(best_cpu, _cpu_seconds() - cpu)
+    return best, best_cpu, rows
 
 
 def run_paths(files: dict[str, Path], paths: list[str], repeat: int, beam_flags: dict, label: str) -> list:
     results = []
     for fmt, path in files.items():
-        floor, rows = best_read(path)
+        floor, floor_cpu, rows = best_read(path)
         size = path.stat().st_size / 2**20
         logger.info("%s %s: pyarrow read %.2fs", label, fmt, floor)
         results.append({"set": label, "format": fmt, "path": "pyarrow read (floor)", "seconds": floor,
-                        "rows": rows, "size_mib": size, "ratio": 1.0})
+                        "rows": rows, "size_mib": size, "ratio": 1.0, "cpu": floor_cpu, "cpu_ratio": 1.0})
         reference = None
         for key in paths:
             result = in_fresh_process(str(path), key, repeat, beam_flags.get(key, []))
@@ -194,6 +203,7 @@ def run_paths(files: dict[str, Path], paths: list[str], repeat: int, beam_flags:
                 "set": label, "format": fmt, "path": name, "seconds": result["seconds"],
                 "first": result["first"], "rows": result["rows"], "size_mib": size,
                 "ratio": result["seconds"] / floor,
+                "cpu": result["cpu"], "cpu_ratio": result["cpu"] / floor_cpu,
                 "peak_mib": result["peak_mib"], "growth_mib": result["peak_mib"] - result["baseline_mib"],
                 "same": same,
             })
@@ -220,13 +230,14 @@ def machine() -> str:
 
 
 def table_lines(results: list) -> list[str]:
-    lines = ["| format | file MiB | path | seconds | first run s | rows/s | ratio vs read | "
-             "peak RSS MiB (growth) | same statistics as pandas path |", "|---" * 9 + "|"]
+    lines = ["| format | file MiB | path | seconds | first run s | rows/s | ratio vs read | CPU s | "
+             "CPU ratio | peak RSS MiB (growth) | same statistics as pandas path |", "|---" * 11 + "|"]
     for r in results:
         rss = f"{r['peak_mib']:.0f} (+{r['growth_mib']:.0f})" if "peak_mib" in r else ""
         first = f"{r['first']:.2f}" if "first" in r else ""
         lines.append(f"| {r['format']} | {r['size_mib']:.0f} | {r['path']} | {r['seconds']:.2f} | {first} | "
-                     f"{r['rows'] / r['seconds']:,.0f} | {r['ratio']:.1f}x | {rss} | {r.get('same', '')} |")
+                     f"{r['rows'] / r['seconds']:,.0f} | {r['ratio']:.1f}x | {r['cpu']:.2f} | "
+                     f"{r['cpu_ratio']:.1f}x | {rss} | {r.get('same', '')} |")
     return lines
 
 
@@ -279,8 +290,9 @@ def main(argv=None) -> int:
         f"- floor: best of 3 reads; in-memory paths: best of {args.repeat} in a fresh process each; "
         "Beam: one run",
         "",
-        "ratio = seconds / pyarrow read seconds for the same file; peak RSS of the measuring process "
-        "(growth: above its RSS after importing TFDV).",
+        "ratio = seconds / pyarrow read seconds for the same file; CPU ratio = CPU seconds (all threads "
+        "of the measuring process) / the read's CPU seconds, steadier than wall time when other jobs "
+        "load the machine; peak RSS of the measuring process (growth: above its RSS after importing TFDV).",
         "",
         *table_lines(results),
     ]
