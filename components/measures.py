@@ -1,5 +1,6 @@
-"""The monitor's measurements on plain arrays: prediction drift (PSI), live metrics on
-labelled rows, and confidence-based performance estimation (CBPE) before labels arrive.
+"""Measurements on served predictions, as plain arrays: prediction drift (PSI), live metrics
+on labelled rows, and confidence-based performance estimation (CBPE) before labels arrive.
+Shared by monitor_model and deploy_model's canary judge.
 
 numpy and scikit-learn only. Predictions follow the serving contract: binary -> P(class 1),
 multiclass -> class probabilities, regression -> a value.
@@ -35,6 +36,15 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> tup
 def psi_classes(reference: np.ndarray, current: np.ndarray, n_classes: int) -> float:
     """PSI of predicted-class shares (class indices 0..n_classes-1)."""
     return _psi(np.bincount(reference, minlength=n_classes), np.bincount(current, minlength=n_classes))
+
+
+def class_indices(values, classes: list) -> np.ndarray:
+    """Index of each value in ``classes``; 1, 1.0, "1" and True are one class (KFP and CSV
+    spell classes differently); -1 for a value that is not a class."""
+    from components.model_io import label_key
+
+    lookup = {label_key(c): i for i, c in enumerate(classes)}
+    return np.array([lookup.get(label_key(v), -1) for v in values], dtype=np.int64)
 
 
 def _psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:

@@ -215,7 +215,7 @@ class Judge:
     def _performance(self, canary, stable, stable_name: str) -> bool:
         """The task's primary metric on the labelled rows of each side (labels joined by
         request id, and ``row`` for multi-row requests)."""
-        from components.monitor_model import _measures
+        from components import measures
 
         task, label = self.blessing.get("task"), self.blessing.get("label")
         if not task or not label:
@@ -226,7 +226,7 @@ class Judge:
             )
             return True
         labels = _labels(self.soak.labels_uri, label)
-        metric = _measures.LIVE_METRICS[task][0]
+        metric = measures.LIVE_METRICS[task][0]
         values = {}
         for side, rows in (("candidate", canary), ("stable", stable)):
             joined = rows.merge(labels, on=["request_id", "row"], how="inner")
@@ -239,8 +239,8 @@ class Judge:
                 )
                 return True
             y = _encode(joined["__label"], task, self.blessing.get("classes"))
-            values[side] = _measures.live(task, y, _predictions(joined))[metric]
-        drop = _measures.drop(metric, values["stable"], values["candidate"])
+            values[side] = measures.live(task, y, _predictions(joined))[metric]
+        drop = measures.drop(metric, values["stable"], values["candidate"])
         return self._limit(
             "canary-performance",
             drop,
@@ -265,12 +265,12 @@ def _predictions(rows) -> np.ndarray:
 
 
 def _psi(reference: np.ndarray, current: np.ndarray) -> float:
-    from components.monitor_model import _measures
+    from components import measures
 
     if reference.ndim == 2:  # class probabilities: compare the predicted classes' shares
         n = reference.shape[1]
-        return _measures.psi_classes(reference.argmax(axis=1), current.argmax(axis=1), n)
-    return _measures.psi(reference, current)[0]
+        return measures.psi_classes(reference.argmax(axis=1), current.argmax(axis=1), n)
+    return measures.psi(reference, current)[0]
 
 
 def _labels(uri: str, label: str):
@@ -293,9 +293,9 @@ def _labels(uri: str, label: str):
 def _encode(values, task: str, classes) -> np.ndarray:
     if task == "regression":
         return values.astype(np.float64).to_numpy()
-    from components.monitor_model import _production
+    from components import measures
 
-    encoded = _production.class_indices(values, classes or [0, 1])
+    encoded = measures.class_indices(values, classes or [0, 1])
     if (encoded < 0).any():
         raise ValueError(
             f"canary labels {sorted(set(values[encoded < 0].astype(str)))[:5]} are not among "

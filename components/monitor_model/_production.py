@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from components import model_io, registry, tfdv_io, uris
-from components.monitor_model import _measures
+from components import measures, model_io, registry, tfdv_io, uris
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ def load(tracking_uri: str, name: str, alias: str) -> Production:
         production.registered_metrics = {k: float(v) for k, v in registered.items()}
         production.metrics_source = "the blessing (evaluate_model's metrics at registration)"
     elif production.reference_labels is not None and production.task:
-        production.registered_metrics = _measures.reference_metrics(
+        production.registered_metrics = measures.reference_metrics(
             production.task, production.reference_labels, production.reference_predictions
         )
         production.metrics_source = "the stored evaluation predictions (no blessing is stored)"
@@ -122,8 +121,8 @@ def _reference(production: Production, frame) -> None:
         return
     classes = production.classes or sorted(set(frame[label]) | set(frame["prediction"]), key=str)
     production.classes = classes
-    predicted = class_indices(frame["prediction"], classes)
-    labels = class_indices(frame[label], classes)
+    predicted = measures.class_indices(frame["prediction"], classes)
+    labels = measures.class_indices(frame[label], classes)
     score = frame["score"].to_numpy(dtype=np.float64)
     production.reference_labels = labels
     production.reference_scores = score
@@ -131,13 +130,6 @@ def _reference(production: Production, frame) -> None:
         production.reference_predictions = np.where(predicted == 1, score, 1.0 - score)  # P(class 1)
     else:
         production.reference_predictions = predicted
-
-
-def class_indices(values, classes: list) -> np.ndarray:
-    """Index of each value in ``classes``; 1, 1.0, "1" and True are one class (KFP and CSV
-    spell classes differently); -1 for a value that is not a class."""
-    lookup = {model_io.label_key(c): i for i, c in enumerate(classes)}
-    return np.array([lookup.get(model_io.label_key(v), -1) for v in values], dtype=np.int64)
 
 
 def _read(reader, uri: str, production: Production, what: str):

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components import interface, model_io, prediction_log, registry, tfdv_io, uris, verdict
-from components.monitor_model import _measures, _production, _report
+from components import interface, measures, model_io, prediction_log, registry, tfdv_io, uris, verdict
+from components.monitor_model import _production, _report
 from components.verdict import FAIL, PASS, WARN
 
 logger = logging.getLogger(__name__)
@@ -453,12 +453,12 @@ def _check_drift(result, production, predictions, a, measured) -> None:
         result.add("prediction_drift", "prediction", WARN, f"not measured: {why}", kind="not_measured")
         return
     if production.task == "multiclass":
-        value = _measures.psi_classes(reference, np.argmax(predictions, axis=1), len(production.classes))
+        value = measures.psi_classes(reference, np.argmax(predictions, axis=1), len(production.classes))
         what = "the predicted classes' shares"
     else:
-        value, _ = _measures.psi(reference, predictions)
+        value, _ = measures.psi(reference, predictions)
         what = ("P(class 1)" if production.task == "binary" else "the predicted values") + (
-            f" in {_measures.PSI_BINS} quantile bins")
+            f" in {measures.PSI_BINS} quantile bins")
     measured["prediction_psi"] = value
     tripped = value > a["max_prediction_psi"]
     result.add(
@@ -473,17 +473,17 @@ def _check_drift(result, production, predictions, a, measured) -> None:
 def _check_performance(result, production, served, predictions, a, measured) -> None:
     """Measured on labelled rows when there are enough of them; otherwise estimated (CBPE)."""
     task = production.task
-    if task not in _measures.LIVE_METRICS or predictions is None:
+    if task not in measures.LIVE_METRICS or predictions is None:
         result.add("performance", "", WARN, f"not measured: the task of production is {task or 'unknown'!r}",
                    kind="not_measured")
         return
     for metric, value in production.registered_metrics.items():
-        if metric in _measures.LIVE_METRICS[task]:
+        if metric in measures.LIVE_METRICS[task]:
             measured[f"registered_{metric}"] = value
     y, labelled = _labels(production, served, a)
     measured["labelled_rows"] = float(len(y)) if y is not None else 0.0
     if y is not None and len(y) >= a["min_labelled_rows"]:
-        live = _measures.live(task, y, predictions[labelled])
+        live = measures.live(task, y, predictions[labelled])
         result.details["live_performance"] = {"labelled_rows": len(y), "metrics": live}
         for metric, value in live.items():
             measured[f"live_{metric}"] = value
@@ -512,7 +512,7 @@ def _check_performance(result, production, served, predictions, a, measured) -> 
     else:
         scores = production.reference_scores
         outcomes = (production.reference_predictions == production.reference_labels).astype(float)
-    estimates = _measures.cbpe(task, scores, outcomes, predictions)
+    estimates = measures.cbpe(task, scores, outcomes, predictions)
     result.details["estimated_performance"] = {
         "method": "CBPE (isotonic calibration on the evaluation predictions, 95 % bootstrap interval)",
         "rows": len(predictions), "labelled_rows": count, "metrics": estimates,
@@ -540,10 +540,10 @@ def _performance_check(result, production, metric, value, a, how, basis, caveat=
         result.add(name, metric, WARN, f"{said}; not judged: {why}{caveat}",
                    value=None if not math.isfinite(value) else round(value, 6), kind=how)
         return
-    floor = _measures.bound(metric, registered, a["max_performance_drop"])
-    worse = _measures.drop(metric, registered, value)
+    floor = measures.bound(metric, registered, a["max_performance_drop"])
+    worse = measures.drop(metric, registered, value)
     tripped = worse > a["max_performance_drop"]
-    compare = "at least" if _measures.HIGHER_IS_BETTER[metric] else "at most"
+    compare = "at least" if measures.HIGHER_IS_BETTER[metric] else "at most"
     result.add(
         name, metric, FAIL if tripped else PASS,
         f"{said}, vs {registered:.4f} registered for version {production.version}: "
@@ -589,7 +589,7 @@ def _labels(production, served, a):
     values = joined.loc[mask, label]
     if production.task == "regression":
         return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64), mask
-    encoded = _production.class_indices(values, production.classes or [0, 1])
+    encoded = measures.class_indices(values, production.classes or [0, 1])
     if (encoded < 0).any():
         unknown = sorted({str(v) for v, e in zip(values, encoded, strict=True) if e < 0})[:5]
         raise ValueError(f"labels {unknown} are not among the model's classes {production.classes}")
