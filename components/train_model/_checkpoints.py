@@ -2,7 +2,11 @@
 checkpoint URI is remote (minio://, gs://, s3://) that folder is restored from it before
 training and mirrored to it after every epoch. A retried task on a fresh pod, with an empty
 filesystem, then resumes from the last completed epoch: weights, optimizer state, epoch and
-(because each epoch's shuffle order is seeded by its index) the order of the examples."""
+(because each epoch's shuffle order is seeded by its index) the order of the examples.
+
+In a multi-worker job every worker resumes from the one checkpoint, but only the chief writes
+it: the other workers restore it into a scratch folder and keep their own backups there
+(Keras's BackupAndRestore knows nothing of workers; two of them writing one file corrupt it)."""
 
 from __future__ import annotations
 
@@ -20,16 +24,24 @@ BACKUP_SUBDIR = "backup"
 
 
 class Checkpoints:
-    def __init__(self, uri: str):
+    """The checkpoint folder at ``uri``; ``writer`` is False on a multi-worker job's non-chief
+    workers, which read the chief's backup and write nothing to ``uri``."""
+
+    def __init__(self, uri: str, writer: bool = True):
         self.uri = uri
-        local = uris.local_path(uri)
-        self.remote = local is None
+        self.writer = writer
+        local = uris.local_path(uri) if writer else None
+        self.remote = local is None  # local_dir is a copy of uri
         self.local_dir = local or tempfile.mkdtemp(prefix="checkpoints-")
         os.makedirs(self.local_dir, exist_ok=True)
         if self.remote:
-            restored = uris.download_dir(uri, self.local_dir)
+            # A reader needs only the backup (the training log and MLflow run id are the chief's).
+            source, target = (
+                (uri, self.local_dir) if writer else (uris.join(uri, BACKUP_SUBDIR), self.backup_dir)
+            )
+            restored = uris.download_dir(source, target)
             if restored:
-                logger.info("restored %d checkpoint files from %s", restored, uri)
+                logger.info("restored %d checkpoint files from %s", restored, source)
 
     @property
     def backup_dir(self) -> str:
@@ -54,7 +66,7 @@ class Checkpoints:
         )
 
     def sync(self, finished: bool = False) -> None:
-        if not self.remote:
+        if not (self.remote and self.writer):
             return
         if finished:
             uris.delete_dir(uris.join(self.uri, BACKUP_SUBDIR))

@@ -130,7 +130,7 @@ def apply(hardware: HardwarePlan):
     import tensorflow as tf
 
     if hardware.strategy == "multi_worker_mirrored":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = _multi_worker_strategy_class()()
     elif hardware.strategy == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
     else:
@@ -146,3 +146,45 @@ def apply(hardware: HardwarePlan):
         hardware.reason,
     )
     return strategy
+
+
+def build_for_strategy(model, element_spec) -> None:
+    """Lets Keras fit and evaluate a model bound to a ``tf.distribute`` strategy when its inputs
+    are a dict holding strings.
+
+    Keras 3 (3.15 and 3.16 alike) builds such a model's loss, metric and optimizer state from
+    the data's first batch all-reduced across the replicas (``_maybe_symbolic_build``, before
+    every ``fit`` and ``evaluate``). A dict of features, or a string feature, cannot be
+    all-reduced (keras-team/keras#20329), so every model here failed there under
+    MultiWorkerMirroredStrategy. The build needs only shapes and dtypes: it gets them from
+    ``element_spec`` (the training dataset's), on this worker, with no collective.
+    """
+
+    def build(iterator=None, data_batch=None):
+        with model.distribute_strategy.scope():
+            model._symbolic_build(data_batch=element_spec)
+
+    model._maybe_symbolic_build = build
+
+
+def _multi_worker_strategy_class():
+    """MultiWorkerMirroredStrategy that Keras 3's ``fit`` can use.
+
+    Keras 3 (3.15 and 3.16 alike) reduces each training step's outputs (the loss and metric
+    results, scalars) across workers with ``strategy.reduce("MEAN", value, axis=0)``, which
+    fails for a scalar ("Invalid reduction dimension 0 for input with 0 dimensions",
+    tensorflow/tensorflow#72388). A scalar has no axis 0: its mean over the replicas is what is
+    meant. Only those per-step values are affected; the epoch's logs (what callbacks, early
+    stopping and the training log see) are read from the metric variables summed over the
+    workers, so they are the same on every worker and equal to a single-worker run's.
+    """
+    import tensorflow as tf
+
+    class KerasMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            local = tf.nest.flatten(self.experimental_local_results(value))
+            if axis is not None and all(tf.convert_to_tensor(v).shape.rank == 0 for v in local):
+                axis = None
+            return super().reduce(reduce_op, value, axis)
+
+    return KerasMultiWorkerMirroredStrategy

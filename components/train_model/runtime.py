@@ -180,7 +180,7 @@ def run(
     # The strategy first: MultiWorkerMirroredStrategy must exist before other TF work.
     hardware, strategy, chief = _distribute(mixed_precision)
     if not chief:  # other workers train in lockstep but write their outputs to scratch
-        outputs = _scratch_outputs()
+        outputs = _scratch_outputs(outputs.checkpoint_uri)
 
     import keras
 
@@ -191,7 +191,7 @@ def run(
         exclude_features=exclude_features, categorical_columns=categorical_columns,
         timestamp_column=timestamp_column, task=task, eval_fraction=eval_fraction, seed=seed,
     )
-    checkpoints = Checkpoints(outputs.checkpoint_uri)
+    checkpoints = Checkpoints(outputs.checkpoint_uri, writer=chief)  # every worker resumes from it
     global_batch = batch_size * strategy.num_replicas_in_sync
     train_ds, eval_ds = _datasets(examples, global_batch, seed, checkpoints)
     with strategy.scope():
@@ -200,6 +200,8 @@ def run(
             seed=seed, label_stats=_label_stats(examples), model_fn=user_model_fn,
         )
         _model.compile_model(model, examples.target, learning_rate)
+    if hardware.strategy != "default":
+        _hardware.build_for_strategy(model, train_ds.element_spec)
     logger.info("model %s", _model.summary_line(model))
 
     tracker = _start_tracking(arguments, chief, checkpoints, examples, hardware)
@@ -226,9 +228,12 @@ def _distribute(mixed_precision: str):
     return hardware, _hardware.apply(hardware), _hardware.is_chief(tf_config)
 
 
-def _scratch_outputs() -> _Outputs:
+def _scratch_outputs(checkpoint_uri: str) -> _Outputs:
+    """A non-chief worker's outputs: its own scratch folder, and the shared checkpoint (which
+    it reads, see ``Checkpoints``). It still exports and checkpoints: saving a model reads its
+    variables, which under MultiWorkerMirroredStrategy may be a collective every worker joins."""
     scratch = tempfile.mkdtemp(prefix="train_model_worker_")
-    return _Outputs(f"{scratch}/model", f"{scratch}/eval.parquet", f"{scratch}/tb", f"{scratch}/ckpt")
+    return _Outputs(f"{scratch}/model", f"{scratch}/eval.parquet", f"{scratch}/tb", checkpoint_uri)
 
 
 def _read_examples(
@@ -440,7 +445,9 @@ def _check_export(model, version_path: str, x_eval: dict[str, np.ndarray], preci
     import tensorflow as tf
 
     rows = {k: v[:256] for k, v in x_eval.items()}
-    expected = np.asarray(model.predict(rows, verbose=0), dtype=np.float32)
+    # Called, not model.predict: the check needs no other worker, and under a multi-worker
+    # strategy predict spreads the rows over the workers and gathers the predictions back.
+    expected = np.asarray(model(rows, training=False), dtype=np.float32)
     served = (
         tf.saved_model.load(version_path)
         .signatures[model_io.SIGNATURE](**{k: tf.constant(v) for k, v in rows.items()})[model_io.OUTPUT_KEY]
