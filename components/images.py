@@ -1,7 +1,9 @@
 """The only place that names a container image.
 
-Every component's ``base_image`` comes from here, and the tags follow ``VERSION``, so an image
-change shows in the compiled specs. To run on a cluster, push the images to your registry, then
+Every component's ``base_image`` comes from here. The tags are ``VERSION`` plus ``LOCK``, a
+digest of the images' lock files, so a new dependency version is a new tag and shows in the
+compiled specs (scripts/lock-requirements.sh regenerates the locks and sets ``LOCK``). To run
+on a cluster, push the images to your registry, then
 either, in your own pipeline code, one call before the pipeline is defined::
 
     from components import images, train_model, validate_data
@@ -13,18 +15,38 @@ or, for this project's compiled specs and component.yaml files,
 This module stays importable without its package (``runpy.run_path``, scripts/in-runtime.sh).
 """
 
+import hashlib
 import re
+from pathlib import Path
 
 VERSION = "0.1.0"
 
-RUNTIME = f"kfp-ct-runtime:{VERSION}"
+LOCK = "a13e7a6a17b9"
+"""``lock_digest`` of the lock files the images were built from (kept literal: nothing is read
+at import, so compiled specs are the same everywhere)."""
+
+LOCK_FILES = ("images/runtime/requirements.lock", "images/trainer-gpu/requirements.lock")
+"""Every package of the images at an exact version with its hashes, relative to the checkout."""
+
+TAG = f"{VERSION}-{LOCK}"
+"""The images' tag: the project version and the locks they were built from."""
+
+RUNTIME = f"kfp-ct-runtime:{TAG}"
 """CPU runtime: TFDV, TensorFlow, MLflow, KServe, kfp executor (images/runtime)."""
 
-TRAINER_GPU = f"kfp-ct-trainer-gpu:{VERSION}"
+TRAINER_GPU = f"kfp-ct-trainer-gpu:{TAG}"
 """The runtime plus the CUDA libraries TensorFlow needs (images/trainer-gpu)."""
 
 ALL = (RUNTIME, TRAINER_GPU)
-"""This project's images as built (no registry, the project version), whatever ``use`` chose."""
+"""This project's images as built (no registry, ``TAG``), whatever ``use`` chose."""
+
+
+def lock_digest(root: str | Path) -> str:
+    """The first 12 hex digits of the SHA-256 of ``LOCK_FILES`` under ``root``, in order."""
+    digest = hashlib.sha256()
+    for name in LOCK_FILES:
+        digest.update((Path(root) / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 # Docker's reference grammar, simplified: host[:port] then lowercase path components; no
 # scheme, tag or digest (those would make "<registry>/<name>:<tag>" a different image).
@@ -39,7 +61,7 @@ def reference(image: str, registry: str | None = None, tag: str | None = None) -
         image: One of ``ALL``.
         registry: e.g. ``europe-docker.pkg.dev/acme/ct`` or ``localhost:5000``; empty or None:
             no registry.
-        tag: The tag; empty or None: the image's own (the project version).
+        tag: The tag; empty or None: the image's own (``TAG``).
 
     Raises:
         ValueError: naming an image that is not ours, or a malformed registry or tag.
@@ -71,7 +93,7 @@ def use(registry: str | None = None, tag: str | None = None) -> None:
     Args:
         registry: Where you pushed the images, e.g. ``europe-docker.pkg.dev/acme/ct``; empty:
             none (the images as built).
-        tag: Their tag; empty: the project version.
+        tag: Their tag; empty: ``TAG``.
 
     Raises:
         ValueError: a malformed registry or tag (nothing is changed then).

@@ -5,7 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '[images] %s\n' "$*" >&2; }
-image() { python3 -c "import runpy; print(runpy.run_path('components/images.py')['$1'])"; }
+images_py() { python3 -c "import runpy; m = runpy.run_path('components/images.py'); print($1)"; }
+
+# The tag names the locks the images install (components/images.py LOCK): refuse to build other
+# packages under it.
+if [ "$(images_py "m['LOCK']")" != "$(images_py "m['lock_digest']('.')")" ]; then
+  log "the lock files changed but LOCK in components/images.py did not: run scripts/lock-requirements.sh"
+  exit 1
+fi
 
 bash scripts/ensure-docker.sh
 bash scripts/ensure-base-image.sh
@@ -29,8 +36,8 @@ build() {  # build IMAGE DOCKERFILE [build args...]
   log "built $tag in $((SECONDS - start)) s, $(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.2f GB", $1/1e9}')"
 }
 
-runtime=$(image RUNTIME)
+runtime=$(images_py "m['RUNTIME']")
 build "$runtime" images/runtime/Dockerfile
 if [ "${1:-}" = "--gpu" ]; then
-  build "$(image TRAINER_GPU)" images/trainer-gpu/Dockerfile --build-arg RUNTIME_IMAGE="$runtime"
+  build "$(images_py "m['TRAINER_GPU']")" images/trainer-gpu/Dockerfile --build-arg RUNTIME_IMAGE="$runtime"
 fi

@@ -56,9 +56,9 @@ def test_runtime_modules_never_import_kfp():
                 assert not any(m == "kfp" or m.startswith("kfp.") for m in modules), path
 
 
-def test_image_tags_follow_the_project_version():
+def test_image_tags_follow_the_project_version_and_the_locks():
     for image in images.ALL:
-        assert image.endswith(f":{images.VERSION}")
+        assert image.endswith(f":{images.VERSION}-{images.LOCK}")
 
 
 SHARED = sorted(p.stem for p in (ROOT / "components").glob("*.py") if p.stem != "__init__")
