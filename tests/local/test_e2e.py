@@ -106,7 +106,7 @@ def run_day(week, day: int) -> local.RunResult:
         accelerator_count=0,
     )
     (run_dir,) = [p for p in root.iterdir() if p.name.startswith("training-")]
-    fingerprint = json.loads((run_dir / "fingerprint-data" / "data").read_text())["fingerprint"]
+    fingerprint = json.loads((run_dir / "resolve-inputs" / "data").read_text())["fingerprint"]
     assert fingerprint not in week["fingerprints"], f"day {day}: the data's fingerprint did not change"
     week["fingerprints"].append(fingerprint)
     return result
@@ -143,6 +143,11 @@ def test_day_1_clean_data_is_registered_promoted_and_served(week):
     for gate in ("data-is-valid", "model-is-blessed", "deployment-is-healthy"):
         assert result.gate(gate)["passed"], result.gate(gate)
     assert result.summary["state"] == "SUCCEEDED"
+    # What ran: eight tasks, the gates recording their own verdicts (the data gate's beside it)
+    assert sorted(result.steps) == [
+        "check-data", "deploy-model", "evaluate-model", "record-verdict", "register-model",
+        "resolve-inputs", "summarize-run", "train-model",
+    ], result.steps
     assert production(week) == "1"
     week["url"] = local.ensure_model_server(
         week["serving_dir"], port=week["serving_port"], name=week["names"]["serving"]
@@ -228,7 +233,7 @@ def test_a_failed_step_is_named_with_its_own_error(week, tmp_path):
         "training", week["root"], data_uri=str(week["days"][6]), schema_uri=str(tmp_path / "absent.pbtxt"),
         mlflow_tracking_uri=week["mlflow"], registered_model_name=MODEL, accelerator_count=0,
     )
-    assert result.error.startswith("step infer-schema failed:"), result.error
+    assert result.error.startswith("step check-data failed:"), result.error
     assert "absent.pbtxt" in result.error and "does not exist" in result.error, result.error
 
 
