@@ -136,6 +136,9 @@ def build(platform: str):
         storage_uri: str = DEPLOY["storage_uri"],
         local_serving_dir: str = DEPLOY["local_serving_dir"],
         local_endpoint: str = DEPLOY["local_endpoint"],
+        prediction_log_uri: str = DEPLOY["prediction_log_uri"],
+        canary_soak_seconds: int = DEPLOY["canary_soak_seconds"],
+        canary_min_requests: int = DEPLOY["canary_min_requests"],
         webhook_url: str = SUMMARY["webhook_url"],
     ):
         """Validates data, trains, evaluates against production, registers and deploys.
@@ -189,6 +192,11 @@ def build(platform: str):
             storage_uri: Where the cluster reads the model from; empty uses the model artifact's URI.
             local_serving_dir: For deploy_target=local: the folder the local model server serves.
             local_endpoint: For deploy_target=local: the running local model server to reload.
+            prediction_log_uri: The prediction logs (the sink's folder); with a canary soak the
+                KServe canary is judged by its live traffic before promotion.
+            canary_soak_seconds: Hold a smoke-tested canary at least this long before judging
+                it from the logs; 0 (and canary_min_requests 0): promote after the smoke test.
+            canary_min_requests: Logged canary requests needed to judge it; fewer: rolled back.
             webhook_url: When set, the run summary is POSTed there.
         """
         p = SimpleNamespace(**locals())  # first statement: exactly the parameters
@@ -319,6 +327,9 @@ def gated_training(p, pod_settings: bool) -> None:
                 storage_uri=p.storage_uri,
                 local_serving_dir=p.local_serving_dir,
                 local_endpoint=p.local_endpoint,
+                prediction_log_uri=p.prediction_log_uri,
+                canary_soak_seconds=p.canary_soak_seconds,
+                canary_min_requests=p.canary_min_requests,
                 mlflow_tracking_uri=p.mlflow_tracking_uri,
                 registered_model_name=p.registered_model_name,
                 model_version=registration.outputs["Output"],
