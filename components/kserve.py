@@ -376,9 +376,9 @@ def _version() -> str:
 def wait_ready(kclient, name: str, namespace: str, *, generation, timeout: float, poll: float, until=None):
     """Polls until Ready for ``generation`` or later (and ``until(live)``, when given); returns
     the live object. Transient API failures (5xx, no answer) are polled through, as kubectl
-    wait does: only the deadline ends the wait. Not ``KServeClient.wait_isvc_ready``: it takes
-    a Ready condition left from the previous generation as ready, stops at the first API error,
-    and cannot wait for a canary's own status.
+    wait does: only the deadline ends the wait. Not ``KServeClient.wait_isvc_ready`` (0.21):
+    it stops at the first API error (its ``get`` raises on a 5xx) and cannot wait for a
+    canary's own status or the promoted split (``until``).
 
     Raises:
         NotReadyError: with the last Ready condition, when ``timeout`` passed.
