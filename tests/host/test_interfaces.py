@@ -200,3 +200,22 @@ def test_call_forwards_only_the_parameters_run_accepts(fake):
 def test_a_declared_parameter_must_be_keyword_only(fake):
     with pytest.raises(interface.InterfaceError, match="keyword-only"):
         interface.defaults_from(fake / "runtime.py")(lambda label, **kw: None)
+
+
+COMPOSED = {
+    "check_data": ("compute_statistics", "infer_schema", "validate_data"),
+    "resolve_inputs": ("fingerprint_data", "resolve_baseline"),
+}
+
+
+@pytest.mark.parametrize("composite", sorted(COMPOSED))
+def test_a_composite_declares_its_parts_parameters_with_their_defaults(composite):
+    # A composite task must declare the parameters it forwards (KFP reads the signature), so
+    # each is written twice: this keeps the two declarations one parameter.
+    mine = getattr(components, composite).component_spec.inputs
+    for part in COMPOSED[composite]:
+        for name, spec in getattr(components, part).component_spec.inputs.items():
+            if name in mine:
+                assert (mine[name].default, mine[name].type) == (spec.default, spec.type), (
+                    f"{composite}.{name} differs from {part}.{name}"
+                )
