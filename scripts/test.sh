@@ -25,10 +25,10 @@ step "compiled specs"; .venv/bin/python compile.py --check
 
 step "runtime tests (in the runtime image)"
 set +e
-bash scripts/in-runtime.sh python -m pytest -p no:cacheprovider tests/runtime "$@"
+bash scripts/in-runtime.sh python -m pytest -p no:cacheprovider --durations=15 tests/runtime "$@"
 runtime=$?
 step "host and local-pipeline tests"
-.venv/bin/python -m pytest -p no:cacheprovider tests/host tests/local "$@"
+.venv/bin/python -m pytest -p no:cacheprovider --durations=15 tests/host tests/local "$@"
 host=$?
 set -e
 pytest_status "runtime tests" $runtime && pytest_status "host tests" $host
