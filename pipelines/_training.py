@@ -23,6 +23,7 @@ from components import (
     resolve_inputs,
     summarize_run,
     train_model,
+    upload_vertex_model,
 )
 from components.registry import TRACKING_SECRET, TRACKING_SECRET_KEYS
 
@@ -139,6 +140,7 @@ def build(platform: str):
         prediction_log_uri: str = DEPLOY["prediction_log_uri"],
         canary_soak_seconds: int = DEPLOY["canary_soak_seconds"],
         canary_min_requests: int = DEPLOY["canary_min_requests"],
+        upload_to_vertex_model_registry: bool = False,
         webhook_url: str = SUMMARY["webhook_url"],
     ):
         """Validates data, trains, evaluates against production, registers and deploys.
@@ -197,6 +199,9 @@ def build(platform: str):
             canary_soak_seconds: Hold a smoke-tested canary at least this long before judging
                 it from the logs; 0 (and canary_min_requests 0): promote after the smoke test.
             canary_min_requests: Logged canary requests needed to judge it; fewer: rolled back.
+            upload_to_vertex_model_registry: Vertex only: after a healthy deployment, also
+                upload the model to the Vertex AI Model Registry with MLflow's aliases
+                (upload_vertex_model); Kubeflow ignores it.
             webhook_url: When set, the run summary is POSTed there.
         """
         p = SimpleNamespace(**locals())  # first statement: exactly the parameters
@@ -340,6 +345,16 @@ def gated_training(p, pod_settings: bool) -> None:
             # retry would repeat a rollout, so it is not retried either.
             deployment.set_caching_options(False)
             kubernetes_settings(deployment, pod_settings, mlflow_secret=True, minio=True)
+
+            # Vertex only, and only where it is a pipeline parameter (the monitoring pipelines
+            # retrain with the training defaults: no upload).
+            if not pod_settings and isinstance(p.upload_to_vertex_model_registry, PipelineChannel):
+                with dsl.If(deployment.outputs["Output"] == True, name="deployment-is-healthy"):  # noqa: E712
+                    with dsl.If(p.upload_to_vertex_model_registry == True, name="vertex-model-registry"):  # noqa: E712
+                        upload = upload_vertex_model(
+                            model=train.outputs["model"], registered=registration.outputs["registered"]
+                        )
+                        upload.set_caching_options(False).set_retry(**NETWORK_RETRY)  # it finds its own retry
 
 
 def record_gate(verdict, gate: str, pod_settings: bool):

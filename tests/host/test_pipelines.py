@@ -108,11 +108,12 @@ def recorded_gates(spec: dict) -> dict[str, str]:
 def test_a_good_run_is_eight_tasks_and_every_gate_is_recorded(training):
     """Fewer tasks (issue 16): one live input step, the data check in one task, the model and
     deployment gates recording their own verdicts; the summary still lists every gate."""
-    _, (spec, *_) = training
-    assert executed_tasks(spec) == [
+    name, (spec, *_) = training
+    optional = ["upload-vertex-model"] if name == "training_vertex" else []  # off by default
+    assert executed_tasks(spec) == sorted([
         "check-data", "deploy-model", "evaluate-model", "record-verdict", "register-model",
-        "resolve-inputs", "summarize-run", "train-model",
-    ]
+        "resolve-inputs", "summarize-run", "train-model", *optional,
+    ])
     assert recorded_gates(spec) == {
         "data-is-valid": "record-verdict",
         "model-is-blessed": "evaluate-model",
@@ -191,3 +192,19 @@ def test_monitoring_retrains_only_when_serving_says_so(name):
         "model-is-healthy", "data-is-valid", "model-is-blessed", "deployment-is-healthy"
     }
     assert len(platform) == (1 if name == "monitoring" else 0)  # Vertex: one document
+
+
+def test_vertex_uploads_to_its_model_registry_only_when_asked_and_deployed():
+    spec, *_ = load("training_vertex")
+    parameter = spec["root"]["inputDefinitions"]["parameters"]["upload_to_vertex_model_registry"]
+    assert (parameter["defaultValue"], parameter["parameterType"]) == (False, "BOOLEAN")
+    tasks = all_tasks(spec)
+    upload = tasks["upload-vertex-model"]
+    conditions = [t["triggerPolicy"].get("condition", "") for t in tasks.values() if "triggerPolicy" in t]
+    assert any("upload_to_vertex_model_registry" in c for c in conditions)
+    assert any("deploy-model" in c for c in conditions)  # only after a healthy deployment
+    artifacts = upload["inputs"]["artifacts"]
+    # inside the conditions, artifacts arrive as the enclosing DAG's channels
+    assert artifacts["registered"] == {"componentInputArtifact": "pipelinechannel--register-model-registered"}
+    assert artifacts["model"] == {"componentInputArtifact": "pipelinechannel--train-model-model"}
+    assert "upload-vertex-model" not in all_tasks(load("training")[0])  # not on Kubeflow
