@@ -203,7 +203,9 @@ def comparator_sentence(kind: str, feature: str, measurement: dict, tripped: boo
     largest = ""
     info = anomalies.anomaly_info.get(feature)
     if info is not None:
-        match = re.search(r"maximum difference is: (.+?)(?:\.|$)", info.description)
+        # TFDV runs the sentences of several anomalies together ("...is: north The Linfty
+        # distance between training and serving is 0.60..."): the value ends where one ends.
+        match = re.search(r"maximum difference is: (.+?)(?=\s+The\s|\.(?:\s|$)|$)", info.description)
         if match:
             largest = f" (largest change: '{match.group(1).strip()}')"
     return f"{column} {verb}: {label} {value:.4g} is above the threshold {threshold:g}{largest}"

@@ -318,6 +318,9 @@ def test_html_report_draws_every_failing_feature_over_the_previous_run_and_servi
     shares = {name: float(share) for name, share in re.findall(
         r"(this data|previous run|serving): north ([\d.]+)%", region)}
     assert shares["this data"] > 70 and shares["previous run"] < 40 and shares["serving"] < 40
+    # TFDV runs the drift and skew sentences together; the reason names the value alone.
+    reasons = {c.name: c.reason for c in result.failures if c.subject == "region"}
+    assert reasons["drift"].endswith("(largest change: 'north')"), reasons
 
     (tmp_path / "all").mkdir()
     _, _, every = validate(tmp_path / "all", drifted, schema, previous_statistics_path=str(previous),
