@@ -35,7 +35,9 @@ RECORD_DIR = f"{dsl.PIPELINE_ROOT_PLACEHOLDER}/run-records/{dsl.PIPELINE_JOB_ID_
 
 # Steps that talk to storage, MLflow or Kubernetes retry transient failures; training retries
 # too, and resumes from its checkpoint instead of starting over.
-NETWORK_RETRY = dict(num_retries=3, backoff_duration="30s", backoff_factor=2.0, backoff_max_duration="600s")
+# MLflow's client already retries its own requests with backoff; these cover a lost pod or a
+# storage blip, so the first retry comes soon (10 s, 20 s, 40 s).
+NETWORK_RETRY = dict(num_retries=3, backoff_duration="10s", backoff_factor=2.0, backoff_max_duration="600s")
 TRAIN_RETRY = dict(num_retries=2, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="600s")
 
 
