@@ -84,27 +84,24 @@ class Judge:
         poll: float,
         check,
         blessing: dict | None = None,
-        clock=time.time,
-        sleep=time.sleep,
     ):
         self.soak, self.model, self.candidate = soak, model, candidate
         self.patience, self.poll, self.check = patience, max(poll, 0.05), check
         self.blessing = blessing or {}
-        self.clock, self.sleep = clock, sleep
         self.max_seconds = soak.seconds + patience
 
     def __call__(self, stable_version: str) -> bool:
-        started = self.clock()
+        started = time.time()
         since = datetime.fromtimestamp(started, timezone.utc)
         while True:
             requests = _requests(self._read(since))
-            elapsed = self.clock() - started
+            elapsed = time.time() - started
             served = int((requests["version"] == self.candidate).sum())
             if elapsed >= self.soak.seconds and served >= self.soak.min_requests:
                 break
             if elapsed >= self.max_seconds:
                 return self._too_little(requests, served, elapsed)
-            self.sleep(self.poll)
+            time.sleep(self.poll)
         logger.info(
             "canary soak over after %.1f s: %d requests to version %s", elapsed, served, self.candidate
         )
