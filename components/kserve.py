@@ -173,7 +173,7 @@ def template_path(path: str = "") -> str:
     a checkout and in an installed wheel (the images install one) alike.
 
     Raises:
-        FileNotFoundError: naming every place looked at.
+        FileNotFoundError: naming the place looked at.
     """
     import os
     from pathlib import Path
@@ -184,15 +184,12 @@ def template_path(path: str = "") -> str:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"InferenceService template {path!r} does not exist")
         return path
-    # /opt/project: runtime images built before the wheel carried manifests/ (gone once rebuilt).
-    roots = [Path(components.__file__).resolve().parent.parent, Path("/opt/project")]
-    for root in roots:
-        candidate = root / TEMPLATE
-        if candidate.is_file():
-            return str(candidate)
+    candidate = Path(components.__file__).resolve().parent.parent / TEMPLATE
+    if candidate.is_file():
+        return str(candidate)
     raise FileNotFoundError(
-        f"InferenceService template {TEMPLATE} not found under {', '.join(map(str, roots))}; "
-        "pass manifest_template=PATH"
+        f"InferenceService template {TEMPLATE} not found beside the components package "
+        f"({candidate}); pass manifest_template=PATH"
     )
 
 
