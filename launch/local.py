@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
+import yaml
 from kfp import components as kfp_components
 from kfp import local
 
@@ -61,22 +62,37 @@ def init(pipeline_root: str | Path, *, enable_caching: bool = False) -> Path:
     return root
 
 
-def load_pipeline(name: str):
+def load_pipeline(name: str, *, retries: bool = True):
     """Loads the committed golden ``pipelines/<name>.yaml`` for a local run.
 
     Without a GPU the training step runs in the CPU runtime image instead of the GPU trainer
-    image (same code; TensorFlow trains on the CPU). Nothing else in the spec changes.
+    image (same code; TensorFlow trains on the CPU). With ``retries=False`` the tasks' retry
+    policies are left out, so a broken input fails at once instead of after the backoff meant
+    for a lost pod. Nothing else in the spec changes.
     """
     spec = (PIPELINES_DIR / f"{name}.yaml").read_text()
     if images.TRAINER_GPU in spec and not gpu_available():
         logger.info("no GPU here: training runs in %s instead of %s", images.RUNTIME, images.TRAINER_GPU)
         spec = spec.replace(images.TRAINER_GPU, images.RUNTIME)
+    if not retries:
+        spec = _without_retries(spec)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(spec)
     try:
         return kfp_components.load_component_from_file(f.name)
     finally:
         os.unlink(f.name)
+
+
+def _without_retries(spec: str) -> str:
+    """The spec with every task's ``retryPolicy`` removed (all YAML documents kept)."""
+
+    def strip(node):
+        if isinstance(node, dict):
+            return {key: strip(value) for key, value in node.items() if key != "retryPolicy"}
+        return [strip(item) for item in node] if isinstance(node, list) else node
+
+    return yaml.safe_dump_all([strip(doc) for doc in yaml.safe_load_all(spec)], sort_keys=False)
 
 
 @dataclass
@@ -150,15 +166,16 @@ class _RunLog(logging.Filter, io.TextIOBase):
         return f"step {step} failed: {self.task_errors.get(step, error)}" if step else error
 
 
-def run_pipeline(name: str, pipeline_root: Path, **arguments) -> RunResult:
+def run_pipeline(name: str, pipeline_root: Path, *, retries: bool = True, **arguments) -> RunResult:
     """Runs the golden pipeline ``name`` under kfp.local (after ``init``) and returns its record.
 
-    A failing task does not raise here: the run's error (the failing step and its own error,
-    not kfp.local's follow-on message) and whatever its gates recorded are returned.
+    ``arguments`` are the pipeline's parameters; ``retries`` as in ``load_pipeline``. A failing
+    task does not raise here: the run's error (the failing step and its own error, not
+    kfp.local's follow-on message) and whatever its gates recorded are returned.
     """
     records_root = Path(pipeline_root) / "run-records"
     before = set(os.listdir(records_root)) if records_root.is_dir() else set()
-    pipeline = load_pipeline(name)
+    pipeline = load_pipeline(name, retries=retries)
     start = time.monotonic()
     error = ""
     log = _RunLog(sys.stdout)

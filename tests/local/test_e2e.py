@@ -228,10 +228,11 @@ def test_production_can_be_served_from_the_registry_alone(week):
 
 def test_a_failed_step_is_named_with_its_own_error(week, tmp_path):
     """A broken input: the run's error names the failing step and what it said (not kfp.local's
-    follow-on "task not found")."""
+    follow-on "task not found"). Without the retries: they would only repeat the same error."""
     result = local.run_pipeline(
-        "training", week["root"], data_uri=str(week["days"][6]), schema_uri=str(tmp_path / "absent.pbtxt"),
-        mlflow_tracking_uri=week["mlflow"], registered_model_name=MODEL, accelerator_count=0,
+        "training", week["root"], retries=False, data_uri=str(week["days"][6]),
+        schema_uri=str(tmp_path / "absent.pbtxt"), mlflow_tracking_uri=week["mlflow"],
+        registered_model_name=MODEL, accelerator_count=0,
     )
     assert result.error.startswith("step check-data failed:"), result.error
     assert "absent.pbtxt" in result.error and "does not exist" in result.error, result.error
