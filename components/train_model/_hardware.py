@@ -3,6 +3,9 @@
 ``plan`` is a pure function of what the machine reports (GPU names, their compute
 capabilities, ``TF_CONFIG``), so the choice is testable without GPUs; ``detect`` asks
 TensorFlow, and ``apply`` turns a plan into a strategy and a Keras dtype policy.
+
+The cluster comes from ``TF_CONFIG`` (Kubeflow's TFJob, or any launcher that writes it), else
+from Vertex AI's ``CLUSTER_SPEC`` (``tf_config``).
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -31,6 +35,61 @@ class HardwarePlan:
     gpus: int
     workers: int
     reason: str
+
+
+VERTEX_POOL_ROLES = ("chief", "worker", "ps", "evaluator")
+"""The TF_CONFIG task type of Vertex AI's worker pools ``workerpool0`` .. ``workerpool3``."""
+_VERTEX_POOL = re.compile(r"workerpool([0-3])")
+
+
+def tf_config_from_cluster_spec(cluster_spec: str) -> str:
+    """The ``TF_CONFIG`` of Vertex AI's ``CLUSTER_SPEC``: ``workerpool0`` (one replica) is the
+    chief, ``workerpool1`` the other workers, the task the same replica.
+
+    Raises:
+        ValueError: ``CLUSTER_SPEC`` is not Vertex's JSON, or it has parameter servers or an
+            evaluator (workerpool2, workerpool3), which MultiWorkerMirroredStrategy never uses.
+    """
+    try:
+        spec = json.loads(cluster_spec)
+        pools, task = dict(spec["cluster"]), dict(spec["task"])
+        task_pool, task_index = str(task["type"]), int(task["index"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            "CLUSTER_SPEC is not Vertex AI's JSON with 'cluster' and 'task' (type, index): "
+            f"{cluster_spec[:200]!r}"
+        ) from exc
+    cluster = {}
+    for pool, addresses in pools.items():
+        match = _VERTEX_POOL.fullmatch(pool)
+        if not match:
+            raise ValueError(
+                f"CLUSTER_SPEC names a worker pool {pool!r}; Vertex AI names them workerpool0..3"
+            )
+        role = VERTEX_POOL_ROLES[int(match[1])]
+        if addresses and role in ("ps", "evaluator"):
+            raise ValueError(
+                f"CLUSTER_SPEC has {pool} ({role}): train_model trains with MultiWorkerMirroredStrategy, "
+                "which uses workerpool0 (the chief) and workerpool1 (the other workers) only"
+            )
+        if addresses:
+            cluster[role] = list(addresses)
+    match = _VERTEX_POOL.fullmatch(task_pool)
+    if not match or task_pool not in pools:
+        raise ValueError(f"CLUSTER_SPEC's task is in pool {task_pool!r}, which its cluster does not list")
+    task = {"type": VERTEX_POOL_ROLES[int(match[1])], "index": task_index}
+    return json.dumps({"cluster": cluster, "task": task})
+
+
+def tf_config(environ: Mapping[str, str] | None = None) -> str | None:
+    """This process's ``TF_CONFIG``: the variable itself, else derived from Vertex AI's
+    ``CLUSTER_SPEC``; None when neither is set (one worker)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("TF_CONFIG"):
+        return environ["TF_CONFIG"]
+    if environ.get("CLUSTER_SPEC"):
+        return tf_config_from_cluster_spec(environ["CLUSTER_SPEC"])
+    return None
 
 
 def cluster_workers(tf_config: str | None) -> int:
@@ -107,7 +166,8 @@ def plan(
 
 
 def detect() -> tuple[list[str], list[tuple[int, int] | None], str | None]:
-    """What TensorFlow sees: GPU names, their compute capabilities, and ``TF_CONFIG``."""
+    """What TensorFlow sees: GPU names, their compute capabilities, and ``TF_CONFIG`` (see
+    ``tf_config``; one derived from ``CLUSTER_SPEC`` is also set in the environment)."""
     import tensorflow as tf
 
     devices = tf.config.list_physical_devices("GPU")
@@ -117,7 +177,12 @@ def detect() -> tuple[list[str], list[tuple[int, int] | None], str | None]:
             capabilities.append(tf.config.experimental.get_device_details(device).get("compute_capability"))
         except (ValueError, RuntimeError):
             capabilities.append(None)
-    return [d.name for d in devices], capabilities, os.environ.get("TF_CONFIG")
+    config = tf_config()
+    if config and not os.environ.get("TF_CONFIG") and cluster_workers(config) > 1:
+        # MultiWorkerMirroredStrategy reads the cluster from TF_CONFIG itself.
+        os.environ["TF_CONFIG"] = config
+        logger.info("TF_CONFIG from Vertex AI's CLUSTER_SPEC: %s", config)
+    return [d.name for d in devices], capabilities, config
 
 
 def apply(hardware: HardwarePlan):

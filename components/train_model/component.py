@@ -93,11 +93,10 @@ def train_model(
             image version and the model folder.
         mlflow_experiment: MLflow experiment name.
     """
-    import hashlib
     import logging
 
     from components import interface
-    from components.train_model import runtime
+    from components.train_model import job, runtime
 
     logging.basicConfig(level=logging.INFO)
     eval_data.uri += ".parquet"
@@ -110,14 +109,6 @@ def train_model(
         tensorboard_dir=tensorboard.path,
         data_path=data.path if data else "",
         data_artifact_uri=data.uri if data else "",
-        # One folder per task run, named from its model URI (the same on every retry).
-        checkpoint_uri=(
-            f"{checkpoint_uri.rstrip('/')}/{hashlib.sha256(model.uri.encode()).hexdigest()[:16]}"
-            if checkpoint_uri
-            else f"{model.uri}_checkpoints"
-        ),
+        checkpoint_uri=job.checkpoint_folder(checkpoint_uri, model.uri),
     )
-    model.metadata.update(result.model_metadata)
-    eval_data.metadata.update(result.eval_data_metadata)
-    for name, value in result.metrics.items():
-        metrics.log_metric(name, value)
+    job.apply(vars(result), model=model, eval_data=eval_data, metrics=metrics)
