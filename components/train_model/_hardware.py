@@ -5,7 +5,9 @@ capabilities, ``TF_CONFIG``), so the choice is testable without GPUs; ``detect``
 TensorFlow, and ``apply`` turns a plan into a strategy and a Keras dtype policy.
 
 The cluster comes from ``TF_CONFIG`` (Kubeflow's TFJob, or any launcher that writes it), else
-from Vertex AI's ``CLUSTER_SPEC`` (``tf_config``).
+from Vertex AI's ``CLUSTER_SPEC`` (``tf_config``). A Kubeflow TrainJob's pods all get the same
+environment, so train_model_on_kubeflow writes ``TF_CONFIG`` without a ``task``; each pod's
+index is the ``JOB_COMPLETION_INDEX`` Kubernetes sets in every pod of an Indexed Job (JobSet's).
 """
 
 from __future__ import annotations
@@ -82,14 +84,28 @@ def tf_config_from_cluster_spec(cluster_spec: str) -> str:
 
 
 def tf_config(environ: Mapping[str, str] | None = None) -> str | None:
-    """This process's ``TF_CONFIG``: the variable itself, else derived from Vertex AI's
+    """This process's ``TF_CONFIG``: the variable itself (a ``task`` missing from it is worker
+    ``JOB_COMPLETION_INDEX``, as in a Kubeflow TrainJob's pods), else derived from Vertex AI's
     ``CLUSTER_SPEC``; None when neither is set (one worker)."""
     environ = os.environ if environ is None else environ
     if environ.get("TF_CONFIG"):
-        return environ["TF_CONFIG"]
+        return _with_task_from_job_index(environ["TF_CONFIG"], environ.get("JOB_COMPLETION_INDEX", ""))
     if environ.get("CLUSTER_SPEC"):
         return tf_config_from_cluster_spec(environ["CLUSTER_SPEC"])
     return None
+
+
+def _with_task_from_job_index(config: str, job_index: str) -> str:
+    """``config`` with ``task`` worker ``job_index`` when it has no task and an index is set."""
+    try:
+        parsed = json.loads(config)
+    except json.JSONDecodeError:
+        return config  # cluster_workers names the malformed value
+    if not isinstance(parsed, dict) or parsed.get("task") or not job_index:
+        return config
+    if not job_index.isdigit():
+        raise ValueError(f"JOB_COMPLETION_INDEX must be a non-negative integer, got {job_index!r}")
+    return json.dumps({**parsed, "task": {"type": "worker", "index": int(job_index)}})
 
 
 def cluster_workers(tf_config: str | None) -> int:
@@ -178,10 +194,11 @@ def detect() -> tuple[list[str], list[tuple[int, int] | None], str | None]:
         except (ValueError, RuntimeError):
             capabilities.append(None)
     config = tf_config()
-    if config and not os.environ.get("TF_CONFIG") and cluster_workers(config) > 1:
+    if config and config != os.environ.get("TF_CONFIG") and cluster_workers(config) > 1:
         # MultiWorkerMirroredStrategy reads the cluster from TF_CONFIG itself.
+        source = "JOB_COMPLETION_INDEX" if os.environ.get("TF_CONFIG") else "Vertex AI's CLUSTER_SPEC"
         os.environ["TF_CONFIG"] = config
-        logger.info("TF_CONFIG from Vertex AI's CLUSTER_SPEC: %s", config)
+        logger.info("TF_CONFIG from %s: %s", source, config)
     return [d.name for d in devices], capabilities, config
 
 
