@@ -18,6 +18,7 @@ except ImportError:  # runtime modules used without kfp
     _dsl = None
 
 __all__ = [
+    "build_training_set",
     "check_data",
     "compute_statistics",
     "deploy_model",
@@ -25,6 +26,7 @@ __all__ = [
     "fingerprint_data",
     "infer_schema",
     "make_demo_data",
+    "materialize_features",
     "monitor_model",
     "record_verdict",
     "register_model",
@@ -37,6 +39,7 @@ __all__ = [
 ]
 
 if _dsl is not None and hasattr(_dsl, "component"):
+    from components.build_training_set.component import build_training_set
     from components.check_data.component import check_data
     from components.compute_statistics.component import compute_statistics
     from components.deploy_model.component import deploy_model
@@ -44,6 +47,7 @@ if _dsl is not None and hasattr(_dsl, "component"):
     from components.fingerprint_data.component import fingerprint_data
     from components.infer_schema.component import infer_schema
     from components.make_demo_data.component import make_demo_data
+    from components.materialize_features.component import materialize_features
     from components.monitor_model.component import monitor_model
     from components.record_verdict.component import record_verdict
     from components.register_model.component import register_model

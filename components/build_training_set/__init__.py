@@ -1,0 +1,1 @@
+"""build_training_set: a point-in-time correct training set from a Feast feature store."""
