@@ -5,15 +5,21 @@ understands: Kubernetes-only settings (node selector, tolerations, secrets as en
 second YAML document that Vertex rejects, and accelerator names differ (``nvidia.com/gpu`` vs
 ``NVIDIA_TESLA_T4``). ``pipelines/training.py`` and ``pipelines/training_vertex.py`` each
 build one variant.
+
+The training data comes from a file (``data_uri``) or, in the feature-store variants
+(``pipelines/training_feature_store.py``, ``..._vertex.py``), from ``build_training_set``: a
+point-in-time correct training set from a Feast feature repository. Everything after that first
+step is the same code (``gated_training``).
 """
 
-
+import inspect
 from types import SimpleNamespace
 
 from kfp import dsl, kubernetes
 from kfp.dsl.pipeline_channel import PipelineChannel
 
 from components import (
+    build_training_set,
     check_data,
     deploy_model,
     evaluate_model,
@@ -28,6 +34,8 @@ from components import (
 from components.registry import TRACKING_SECRET, TRACKING_SECRET_KEYS
 
 KUBEFLOW, VERTEX = "kubeflow", "vertex"
+FILE, FEATURE_STORE = "file", "feature_store"
+"""Where a training pipeline's data comes from: a file, or a Feast feature store."""
 DEFAULT_ACCELERATOR = {KUBEFLOW: "nvidia.com/gpu", VERTEX: "NVIDIA_TESLA_T4"}
 
 RECORD_DIR = f"{dsl.PIPELINE_ROOT_PLACEHOLDER}/run-records/{dsl.PIPELINE_JOB_ID_PLACEHOLDER}"
@@ -58,6 +66,7 @@ def defaults(component) -> dict:
 INPUTS, CHECK = defaults(resolve_inputs), defaults(check_data)
 TRAIN, EVALUATE = defaults(train_model), defaults(evaluate_model)
 DEPLOY, SUMMARY = defaults(deploy_model), defaults(summarize_run)
+TRAINING_SET = defaults(build_training_set)
 
 
 def kubernetes_settings(task, enabled: bool, *, mlflow_secret: bool = False, minio: bool = False):
@@ -92,12 +101,23 @@ def live(task, pod_settings: bool, **settings):
     return kubernetes_settings(task, pod_settings, **settings)
 
 
-def build(platform: str):
+def build(platform: str, source: str = FILE):
     """Returns the training pipeline for ``platform`` ("kubeflow" or "vertex"); Kubeflow's
-    gets the kfp-kubernetes pod settings (secrets, node selector, tolerations)."""
+    gets the kfp-kubernetes pod settings (secrets, node selector, tolerations). ``source`` is
+    where the data comes from: FILE (``data_uri``) or FEATURE_STORE (``build_training_set``)."""
     if platform not in DEFAULT_ACCELERATOR:
         raise ValueError(f"platform must be 'kubeflow' or 'vertex', got {platform!r}")
+    if source not in (FILE, FEATURE_STORE):
+        raise ValueError(f"source must be {FILE!r} or {FEATURE_STORE!r}, got {source!r}")
     on_kubeflow = pod_settings = platform == KUBEFLOW
+
+    def steps(p):
+        summary = summarize_run(record_dir=RECORD_DIR, webhook_url=p.webhook_url)
+        live(summary, pod_settings, minio=True)
+        with dsl.ExitHandler(summary, name="run-summary"):
+            if source == FEATURE_STORE:
+                p.data_uri = feature_store_data(p, pod_settings)
+            gated_training(p, pod_settings)
 
     # Defaults come from the components each parameter feeds. Set here on purpose: the demo's
     # label and model/service names, deploy_target (a cluster pipeline deploys to KServe, the
@@ -206,15 +226,87 @@ def build(platform: str):
                 (upload_vertex_model); Kubeflow ignores it.
             webhook_url: When set, the run summary is POSTed there.
         """
-        p = SimpleNamespace(**locals())  # first statement: exactly the parameters
-        summary = summarize_run(record_dir=RECORD_DIR, webhook_url=webhook_url)
-        live(summary, pod_settings, minio=True)
-        with dsl.ExitHandler(summary, name="run-summary"):
-            gated_training(p, pod_settings)
+        steps(SimpleNamespace(**locals()))  # first statement: exactly the parameters
 
-    training.__name__ = "training" if on_kubeflow else "training_vertex"
-    name = "training" if on_kubeflow else "training-vertex"
-    return dsl.pipeline(name=name)(training)
+    pipeline = training if source == FILE else from_feature_store(training, steps)
+    name = {FILE: "training", FEATURE_STORE: "training_feature_store"}[source]
+    pipeline.__name__ = name if on_kubeflow else f"{name}_vertex"
+    return dsl.pipeline(name=pipeline.__name__.replace("_", "-"))(pipeline)
+
+
+# The feature-store variant's own parameters, before the file variant's (minus data_uri); the
+# entity table's event time column is timestamp_column, which also splits train from eval.
+FEATURE_STORE_PARAMETERS = (
+    ("feature_repository", str, inspect.Parameter.empty),
+    ("entity_table_uri", str, inspect.Parameter.empty),
+    ("feature_refs", list, TRAINING_SET["features"]),
+    ("feature_service", str, TRAINING_SET["feature_service"]),
+)
+FEATURE_STORE_SUMMARY = (
+    "Builds a point-in-time correct training set from a Feast feature store, then validates, "
+    "trains, evaluates against production, registers and deploys."
+)
+FEATURE_STORE_ARGS = """\
+    feature_repository: The Feast feature repository (the folder with feature_store.yaml):
+        local path, gs://, /gcs/, s3:// or minio://.
+    entity_table_uri: CSV or Parquet of entity keys, event times (timestamp_column) and
+        labels; each row gets the feature values as of its event time.
+    feature_refs: Feature references "<feature view>:<feature>"; give these or feature_service.
+    feature_service: A Feast FeatureService naming the features; give this or feature_refs.
+    label:"""
+FEATURE_STORE_TIMESTAMP = (
+    "timestamp_column: The entity table's event time column; the evaluation split is the most "
+    "recent rows."
+)
+
+
+def from_feature_store(training, steps):
+    """The feature-store variant of the pipeline function ``training``: the same parameters
+    minus ``data_uri``, plus FEATURE_STORE_PARAMETERS, and timestamp_column defaulting to
+    build_training_set's event_timestamp_column. kfp reads a pipeline's parameters from its
+    signature (``inspect.signature`` honours ``__signature__``) and calls it positionally."""
+    parameters = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind, default=default)
+        for name, kind, default in FEATURE_STORE_PARAMETERS
+    ]
+    for parameter in inspect.signature(training).parameters.values():
+        if parameter.name == "timestamp_column":
+            parameter = parameter.replace(default=TRAINING_SET["event_timestamp_column"])
+        if parameter.name != "data_uri":
+            parameters.append(parameter)
+    names = [parameter.name for parameter in parameters]
+
+    def training_feature_store(*values):
+        steps(SimpleNamespace(**dict(zip(names, values, strict=True))))
+
+    training_feature_store.__signature__ = inspect.Signature(parameters)
+    # The file variant's docstring with its summary line, data_uri's entry and timestamp_column's
+    # entry replaced (kfp copies the Args into the spec and the UI).
+    doc = inspect.getdoc(training)
+    _, _, description = doc.partition("\n")
+    description, _, args = description.partition("Args:\n")
+    _, _, after_data_uri = args.partition("\n    label:")
+    timestamp = next(line.strip() for line in doc.splitlines() if "timestamp_column:" in line)
+    doc = f"{FEATURE_STORE_SUMMARY}\n{description}Args:\n{FEATURE_STORE_ARGS}{after_data_uri}"
+    training_feature_store.__doc__ = doc.replace(timestamp, FEATURE_STORE_TIMESTAMP)
+    return training_feature_store
+
+
+def feature_store_data(p, pod_settings: bool):
+    """Adds build_training_set and returns its training set's URI, for gated_training.
+
+    Uncached: the offline store and the entity table change under fixed locations. The steps
+    after it key their caches on the file's fingerprint (resolve_inputs), as for a file.
+    """
+    training_set = build_training_set(
+        repository=p.feature_repository,
+        entity_table_uri=p.entity_table_uri,
+        features=p.feature_refs,
+        feature_service=p.feature_service,
+        event_timestamp_column=p.timestamp_column,
+    )
+    live(training_set, pod_settings, minio=True)
+    return training_set.outputs["data_uri"]
 
 
 
