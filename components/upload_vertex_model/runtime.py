@@ -12,14 +12,21 @@ Plain Python: imports google-cloud-aiplatform inside ``run`` (never kfp, TensorF
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from components import interface, uris
+from components.vertex import (  # noqa: F401 - PIPELINE_LABELS_ENV, VertexApiError: public here too
+    PIPELINE_LABELS_ENV,
+    VertexApiError,
+    check_labels,
+    check_where,
+    label_value,
+    pipeline_labels,
+    quoted,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,36 +34,12 @@ MODEL_LABEL = "kfp-ct-registered-model"
 """The label that names the MLflow registered model a Vertex model mirrors."""
 VERSION_LABEL = "mlflow-version"
 RUN_LABEL = "mlflow-run-id"
-PIPELINE_LABELS_ENV = "VERTEX_AI_PIPELINES_RUN_LABELS"
-"""Vertex AI Pipelines' run labels (JSON) for resources a task creates (billing attribution)."""
 
 _ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")  # Vertex's versionAliases format
-_PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]|\d+")  # project ID, or project number
-_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
-_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
-
-
-class VertexApiError(RuntimeError):
-    """Vertex AI refused or failed a call (the API's error is the cause)."""
-
-
-def label_value(text: str) -> str:
-    """``text`` as a label value: lowercase letters, digits, '_' and '-', at most 63."""
-    return re.sub(r"[^a-z0-9_-]", "-", text.lower())[:63]
 
 
 def _checked(project, location, registered_model_name, registered_model_version, version_aliases, labels):
-    from google.cloud.aiplatform import constants
-
-    if not _PROJECT.fullmatch(project or ""):
-        raise ValueError(
-            f"project {project!r} is not a Google Cloud project ID (6-30 lowercase letters, digits, "
-            "'-') or number; outside Vertex AI Pipelines pass project and location"
-        )
-    if location not in constants.base.SUPPORTED_REGIONS:
-        raise ValueError(
-            f"location {location!r} is not a Vertex AI region (e.g. us-central1, europe-west4)"
-        )
+    check_where(project, location)
     if not registered_model_name:
         raise ValueError("registered carries no MLflow model name (metadata 'name' from register_model)")
     if not str(registered_model_version).isdigit():
@@ -72,12 +55,7 @@ def _checked(project, location, registered_model_name, registered_model_version,
                 f"version alias {alias!r} is set by the component (default: is_default_version; "
                 "v<N>: the MLflow version)"
             )
-    for key, value in labels.items():
-        if not (_LABEL_KEY.fullmatch(str(key)) and isinstance(value, str) and _LABEL_VALUE.fullmatch(value)):
-            raise ValueError(
-                f"label {key!r}: {value!r} is not a Vertex label (lowercase letters, digits, '_', '-'; "
-                "keys start with a letter; at most 63 characters)"
-            )
+    check_labels(labels)
 
 
 def _version_folder(model_dir: str) -> str:
@@ -88,20 +66,6 @@ def _version_folder(model_dir: str) -> str:
             f"model folder {model_dir!r} holds no <version>/saved_model.pb (TF-Serving layout expected)"
         )
     return max(found, key=int)
-
-
-def _pipeline_labels() -> dict[str, str]:
-    text = os.environ.get(PIPELINE_LABELS_ENV, "")
-    try:
-        found = json.loads(text) if text else {}
-    except json.JSONDecodeError:
-        logger.warning("%s is not JSON (%r): its labels are left out", PIPELINE_LABELS_ENV, text)
-        return {}
-    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
-
-
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @interface.defaults_from(__file__)
@@ -139,15 +103,15 @@ def run(
     aliases = list(dict.fromkeys([f"v{version}", *version_aliases]))
     model_label = label_value(registered_model_name)
     version_labels = {
-        **_pipeline_labels(), **labels, MODEL_LABEL: model_label, VERSION_LABEL: version,
+        **pipeline_labels(), **labels, MODEL_LABEL: model_label, VERSION_LABEL: version,
         **({RUN_LABEL: label_value(mlflow_run_id)} if mlflow_run_id else {}),
     }
     where = dict(project=project, location=location)
     step = "listing models"
     try:
-        same_model = f"labels.{MODEL_LABEL}={_quoted(model_label)}"
+        same_model = f"labels.{MODEL_LABEL}={quoted(model_label)}"
         models = aiplatform.Model.list(
-            filter=f"{same_model} AND display_name={_quoted(registered_model_name)}",
+            filter=f"{same_model} AND display_name={quoted(registered_model_name)}",
             order_by="create_time", **where,
         )
         if len(models) > 1:
@@ -160,7 +124,7 @@ def run(
         if parent:
             step = f"listing the versions of {parent}"
             registry = aiplatform.ModelRegistry(parent, **where)
-            matches = registry.list_versions(filter=f"labels.{VERSION_LABEL}={_quoted(version)}")
+            matches = registry.list_versions(filter=f"labels.{VERSION_LABEL}={quoted(version)}")
             found = min(matches, key=lambda v: int(v.version_id)) if matches else None
         if found is not None:
             # An earlier try uploaded it; its aliases may not all be there (or moved since).
