@@ -208,3 +208,62 @@ def test_vertex_uploads_to_its_model_registry_only_when_asked_and_deployed():
     assert artifacts["registered"] == {"componentInputArtifact": "pipelinechannel--register-model-registered"}
     assert artifacts["model"] == {"componentInputArtifact": "pipelinechannel--train-model-model"}
     assert "upload-vertex-model" not in all_tasks(load("training")[0])  # not on Kubeflow
+
+
+@pytest.fixture(
+    params=[("training_feature_store", "training"), ("training_feature_store_vertex", "training_vertex")]
+)
+def feature_store_variant(request):
+    """(feature-store variant's spec, the file variant's spec) for one platform."""
+    variant, file_variant = request.param
+    return load(variant), load(file_variant)
+
+
+def test_feature_store_variant_starts_from_an_uncached_build_training_set(feature_store_variant):
+    (spec, *_), _ = feature_store_variant
+    tasks = all_tasks(spec)
+    build = tasks["build-training-set"]
+    assert build["cachingOptions"] == {}, "the offline store changes under a fixed repository"
+    assert build["retryPolicy"]["maxRetryCount"] >= 2
+    inputs = {name: value["componentInputParameter"] for name, value in build["inputs"]["parameters"].items()}
+    assert inputs == {
+        "repository": "pipelinechannel--feature_repository",
+        "entity_table_uri": "pipelinechannel--entity_table_uri",
+        "features": "pipelinechannel--feature_refs",
+        "feature_service": "pipelinechannel--feature_service",
+        "event_timestamp_column": "pipelinechannel--timestamp_column",
+    }
+    # The data gate's path reads the training set through resolve_inputs, as it reads a file.
+    data_uri = tasks["resolve-inputs"]["inputs"]["parameters"]["data_uri"]
+    produced = {"outputParameterKey": "data_uri", "producerTask": "build-training-set"}
+    assert data_uri == {"taskOutputParameter": produced}
+    # Inside the exit handler: a failing build is summarised like any failing step.
+    handler = spec["components"][spec["root"]["dag"]["tasks"]["exit-handler-1"]["componentRef"]["name"]]
+    assert "build-training-set" in handler["dag"]["tasks"]
+
+
+def test_feature_store_variant_runs_the_file_variants_steps_after_its_source(feature_store_variant):
+    (spec, *_), (file_spec, *_) = feature_store_variant
+    assert executed_tasks(spec) == sorted([*executed_tasks(file_spec), "build-training-set"])
+    tasks, file_tasks = all_tasks(spec), all_tasks(file_spec)
+    for name in executed_tasks(file_spec):
+        if name != "resolve-inputs":  # its data_uri is the training set's (above)
+            assert tasks[name] == file_tasks[name], name
+        assert executor(spec, tasks[name]) == executor(file_spec, file_tasks[name]), name
+
+
+def test_feature_store_variant_parameters(feature_store_variant):
+    (spec, *documents), (file_spec, *file_documents) = feature_store_variant
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    file_parameters = file_spec["root"]["inputDefinitions"]["parameters"]
+    added = {"feature_repository", "entity_table_uri", "feature_refs", "feature_service"}
+    assert set(parameters) == set(file_parameters) - {"data_uri"} | added
+    required = {name for name in added if not parameters[name].get("isOptional")}
+    assert required == {"feature_repository", "entity_table_uri"}
+    assert parameters["timestamp_column"]["defaultValue"] == "event_timestamp"  # a time split by default
+    assert parameters["label"]["defaultValue"] == "churned"
+    assert len(documents) == len(file_documents)  # Vertex: one document; Kubeflow: the platform one too
+    if documents:
+        executors = documents[0]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        secrets = [s["secretName"] for s in executors["exec-build-training-set"]["secretAsEnv"]]
+        assert secrets == ["mlpipeline-minio-artifact"]  # a minio:// repository or entity table
