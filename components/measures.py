@@ -47,6 +47,24 @@ def class_indices(values, classes: list) -> np.ndarray:
     return np.array([lookup.get(label_key(v), -1) for v in values], dtype=np.int64)
 
 
+def encode_labels(values, task: str, classes: list | None) -> np.ndarray:
+    """Labels as the predictions are laid out: class indices (classifiers), floats (regression).
+
+    Raises:
+        ValueError: a label that is not among ``classes``.
+    """
+    if task == "regression":
+        try:
+            return np.asarray(list(values), dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"regression labels must be numbers: {exc}") from exc
+    encoded = class_indices(values, classes or [0, 1])
+    if (encoded < 0).any():
+        unknown = sorted({str(v) for v, e in zip(values, encoded, strict=True) if e < 0})[:5]
+        raise ValueError(f"labels {unknown} are not among the model's classes {classes}")
+    return encoded
+
+
 def _psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
     ref = np.maximum(ref_counts / max(ref_counts.sum(), 1), _PSI_FLOOR)
     cur = np.maximum(cur_counts / max(cur_counts.sum(), 1), _PSI_FLOOR)

@@ -259,3 +259,36 @@ def _day_files(log_uri: str, model: str, start: datetime | None, end: datetime |
             return None
 
     return sorted(f for f in files if (d := day(f)) is not None and first <= d <= last)
+
+
+def join_labels(rows, labels, label: str, key: str = "request_id"):
+    """The label of each logged row, from a table of late labels: (label values, row mask).
+
+    ``rows`` is ``read``'s table; ``labels`` holds ``key`` and ``label`` (and ``row`` to label
+    the rows of multi-row requests one by one). A corrected label (a later line for the same
+    key) wins. Returns the labels of the labelled rows and a boolean mask into ``rows``.
+
+    Raises:
+        ValueError: ``labels`` lacks ``key`` or ``label``, ``rows`` lacks ``key``, or a
+            request-id join is ambiguous (multi-row requests, labels without ``row``).
+    """
+    from components import model_io
+
+    for column, what in ((key, "join key"), (label, "label")):
+        if not column or column not in labels.columns:
+            raise ValueError(f"the labels have no {what} column {column!r} (columns: {list(labels.columns)})")
+    if key not in rows.columns:
+        raise ValueError(f"join key {key!r} is neither 'request_id' nor a logged input column")
+    keys = [key]
+    if key == "request_id" and "row" in labels.columns:
+        keys.append("row")
+    elif key == "request_id" and len(rows) and rows["row"].max() > 0:
+        raise ValueError("some requests hold several rows: give the labels a 'row' column to join on")
+    labels = labels[labels[label].notna()].drop_duplicates(keys, keep="last")
+    left, right = rows[keys].copy(), labels[[*keys, label]].copy()
+    for column in keys:  # one spelling for the key: CSV reads ids as numbers, JSON logs as strings
+        left[column] = left[column].map(model_io.label_key)
+        right[column] = right[column].map(model_io.label_key)
+    joined = left.merge(right, on=keys, how="left")
+    mask = joined[label].notna().to_numpy()
+    return joined.loc[mask, label], mask

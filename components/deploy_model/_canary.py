@@ -222,21 +222,27 @@ class Judge:
                 "labels were given but no blessing names the task and label: performance not compared",
             )
             return True
-        labels = _labels(self.soak.labels_uri, label)
+        from components import model_io, prediction_log
+
+        labels = model_io.read_frame(self.soak.labels_uri)
         metric = measures.LIVE_METRICS[task][0]
         values = {}
         for side, rows in (("candidate", canary), ("stable", stable)):
-            joined = rows.merge(labels, on=["request_id", "row"], how="inner")
-            if len(joined) < MIN_ROWS_TO_COMPARE:
+            rows = rows[rows["prediction"].notna()]  # a failed request has no prediction to judge
+            try:
+                labelled, mask = prediction_log.join_labels(rows, labels, label)
+                y = measures.encode_labels(labelled, task, self.blessing.get("classes"))
+            except ValueError as exc:
+                raise ValueError(f"canary_labels_uri {self.soak.labels_uri!r}: {exc}") from exc
+            if mask.sum() < MIN_ROWS_TO_COMPARE:
                 self.check(
                     "canary-performance",
                     WARN,
-                    f"{len(joined)} labelled rows for the {side}: "
+                    f"{mask.sum()} labelled rows for the {side}: "
                     f"fewer than {MIN_ROWS_TO_COMPARE}, performance not compared",
                 )
                 return True
-            y = _encode(joined["__label"], task, self.blessing.get("classes"))
-            values[side] = measures.live(task, y, _predictions(joined))[metric]
+            values[side] = measures.live(task, y, _predictions(rows[mask]))[metric]
         drop = measures.drop(metric, values["stable"], values["candidate"])
         return self._limit(
             "canary-performance",
@@ -268,34 +274,3 @@ def _psi(reference: np.ndarray, current: np.ndarray) -> float:
         n = reference.shape[1]
         return measures.psi_classes(reference.argmax(axis=1), current.argmax(axis=1), n)
     return measures.psi(reference, current)[0]
-
-
-def _labels(uri: str, label: str):
-    from components import model_io
-
-    labels = model_io.read_frame(uri)
-    missing = [c for c in ("request_id", label) if c not in labels.columns]
-    if missing:
-        raise ValueError(
-            f"canary_labels_uri {uri!r} lacks the columns {missing} (columns: {list(labels.columns)})"
-        )
-    if "row" not in labels.columns:
-        labels = labels.assign(row=0)
-    labels = labels[labels[label].notna()].drop_duplicates(["request_id", "row"], keep="last")
-    return labels.assign(request_id=labels["request_id"].astype(str), row=labels["row"].astype(int))[
-        ["request_id", "row", label]
-    ].rename(columns={label: "__label"})
-
-
-def _encode(values, task: str, classes) -> np.ndarray:
-    if task == "regression":
-        return values.astype(np.float64).to_numpy()
-    from components import measures
-
-    encoded = measures.class_indices(values, classes or [0, 1])
-    if (encoded < 0).any():
-        raise ValueError(
-            f"canary labels {sorted(set(values[encoded < 0].astype(str)))[:5]} are not among "
-            f"the model's classes {classes}"
-        )
-    return encoded

@@ -559,41 +559,18 @@ def _labels(production, served, a):
     (None, None) when no labels were given.
 
     Raises:
-        ValueError: the labels lack the join key or the label column, or a request-id join is
-            ambiguous (multi-row requests without a ``row`` column).
+        ValueError: the labels cannot be joined (prediction_log.join_labels) or name a class
+            the model does not have.
     """
     if not a["labels_uri"]:
         return None, None
     labels = model_io.read_frame(a["labels_uri"])
-    label, key = a["label"] or production.label, a["join_key"]
-    for column, what in ((key, "join_key"), (label, "label")):
-        if not column or column not in labels.columns:
-            raise ValueError(
-                f"the labels {a['labels_uri']} have no {what} column {column!r} "
-                f"(columns: {list(labels.columns)})"
-            )
-    if key not in served.columns:
-        raise ValueError(f"join_key {key!r} is neither 'request_id' nor a logged input column")
-    keys = [key]
-    if key == "request_id" and "row" in labels.columns:
-        keys.append("row")
-    elif key == "request_id" and len(served) and served["row"].max() > 0:
-        raise ValueError("some requests hold several rows: give the labels a 'row' column to join on")
-    labels = labels[labels[label].notna()].drop_duplicates(keys, keep="last")  # a corrected label wins
-    left = served[keys].copy()
-    for column in keys:  # one spelling for the key: CSV reads ids as numbers, JSON logs as strings
-        left[column] = left[column].map(model_io.label_key)
-        labels[column] = labels[column].map(model_io.label_key)
-    joined = left.merge(labels[[*keys, label]], on=keys, how="left")
-    mask = joined[label].notna().to_numpy()
-    values = joined.loc[mask, label]
-    if production.task == "regression":
-        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64), mask
-    encoded = measures.class_indices(values, production.classes or [0, 1])
-    if (encoded < 0).any():
-        unknown = sorted({str(v) for v, e in zip(values, encoded, strict=True) if e < 0})[:5]
-        raise ValueError(f"labels {unknown} are not among the model's classes {production.classes}")
-    return encoded, mask
+    try:
+        label = a["label"] or production.label
+        values, mask = prediction_log.join_labels(served, labels, label, a["join_key"])
+    except ValueError as exc:
+        raise ValueError(f"labels_uri {a['labels_uri']}: {exc}") from exc
+    return measures.encode_labels(values, production.task, production.classes), mask
 
 
 # --- Action -------------------------------------------------------------------------------

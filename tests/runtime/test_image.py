@@ -57,9 +57,12 @@ print(mlflow.get_run(run.info.run_id).info.status)
 
 
 def test_a_task_prints_no_known_noise_and_real_warnings_still_show(tmp_path):
-    # A fresh process outside any git checkout, as a task starts; the image's environment as is.
+    # A fresh process outside any git checkout, as a task starts; the image's environment as is
+    # (without what earlier tests' MLflow clients exported, e.g. MLFLOW_EXPERIMENT_ID).
+    image_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     done = subprocess.run(
-        [sys.executable, "-c", QUIET_RUN], cwd=tmp_path, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", QUIET_RUN], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env=image_env,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("FINISHED")
