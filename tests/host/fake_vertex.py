@@ -7,8 +7,9 @@ with ``STORAGE_EMULATOR_HOST=fake.url``. Endpoints: pipelineJobs create/get, sch
 create/list/get/patch/delete/pause/resume, operations.get, the metadata calls Vertex AI
 Experiments make (metadataStores.get, contexts get/create/addContextChildren), the Model
 Registry (models.upload as a long-running operation, models.list / get / listVersions with
-filters, mergeVersionAliases), storage buckets.get. Every request is recorded (camelCase JSON
-bodies, as sent).
+filters, mergeVersionAliases), custom jobs (create/get/list with label filters/cancel, their
+states advancing one step per read), storage buckets.get. Every request is recorded (camelCase
+JSON bodies, as sent).
 
 Strict like the real API where our code could get it wrong: every request body is parsed into
 its v1 proto message (``google.cloud.aiplatform_v1`` types), so an unknown field name or a
@@ -16,7 +17,12 @@ wrongly typed value is a 400 "Invalid JSON payload", as the real front end answe
 masks must name fields of the message. Model versions follow the registry's rules: a version
 alias is on at most one version of a model (uploading or merging it moves it there), exactly
 one version carries ``default`` (the first always does), aliases and labels have Vertex's
-formats, and ``FakeVertex(projects={...})`` answers 403 for any other project.
+formats, and ``FakeVertex(projects={...})`` answers 403 for any other project. Custom jobs
+follow the v1 rules our launcher could break: a display name, at least one worker pool, pool 0
+with exactly one replica, a machine type and a container image in every pool that has
+replicas, accelerators with a count, a gs:// base output directory; cancelling a job that has
+ended is a 400 (FAILED_PRECONDITION). The fake runs no container: on success it calls
+``on_job_succeeded(job)``, where a test writes what the job's chief would have written.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ from google.protobuf import json_format
 
 _LOCATION = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 _MODEL = _LOCATION + r"/models/(?P<mid>[^/:@]+)"
+_CUSTOM_JOB = _LOCATION + r"/customJobs/(?P<jid>[^/:]+)"
+JOB_PLAN = ("JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED")
+"""The states a custom job reports on its reads after creation (JOB_STATE_QUEUED); the last stays."""
 _TYPE = "type.googleapis.com/google.cloud.aiplatform.v1."
 _ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -74,6 +83,12 @@ class FakeVertex(RecordingServer):
         self.models: dict[str, list[dict]] = {}  # model name -> its versions, oldest first
         self.operations: dict[str, dict] = {}  # long-running operations not yet polled
         self.upload_error: str = ""  # when set, every upload operation ends with this error
+        self.custom_jobs: dict[str, dict] = {}
+        self._plans: dict[str, list[str]] = {}  # each job's states still to come
+        self.job_plan: tuple[str, ...] = JOB_PLAN  # what new custom jobs go through
+        self.job_error: str = ""  # the error message of a job whose plan ends JOB_STATE_FAILED
+        self.on_job_succeeded = None  # called with a job as it succeeds (the chief's outputs)
+        self.on_job_state = None  # called with a job after each read that changed its state
         self._ids = itertools.count(1)
 
     def add_schedule(self, project: str, location: str, **fields) -> dict:
@@ -123,6 +138,10 @@ class FakeVertex(RecordingServer):
             # The REST operations client polls at /ui/..., the first of its two HTTP rules.
             ("GET", r"/(?:v1|ui)" + _MODEL[len("/v1"):] + r"/operations/(?P<oid>[^/]+)",
              self._get_model_operation),
+            ("POST", _LOCATION + r"/customJobs", self._create_custom_job),
+            ("GET", _LOCATION + r"/customJobs", self._list_custom_jobs),
+            ("GET", _CUSTOM_JOB, self._get_custom_job),
+            ("POST", _CUSTOM_JOB + r":cancel", self._cancel_custom_job),
             ("GET", r"/storage/v1/b/(?P<bucket>[^/]+)", self._get_bucket),
         ]
         path = unquote(r.path)  # a version's name is models/<id>@<version>, sent as %40
@@ -461,6 +480,86 @@ class FakeVertex(RecordingServer):
                 self._give(versions, target, alias)
         target["versionUpdateTime"] = _now()
         return target
+
+    # ------------------------------------------------------------------ custom jobs
+
+    def _create_custom_job(self, r, project, location):
+        body = _parsed(r.body, types.CustomJob)
+        if not body.get("displayName"):
+            raise ApiError(400, "custom_job.display_name is required.")
+        spec = body.get("jobSpec") or {}
+        pools = spec.get("workerPoolSpecs") or []
+        if not pools:
+            raise ApiError(400, "custom_job.job_spec.worker_pool_specs is required.")
+        for index, pool in enumerate(pools):
+            replicas = int(pool.get("replicaCount") or 0)
+            if index == 0 and replicas != 1:
+                raise ApiError(400, f"worker_pool_specs[0].replica_count must be 1 (chief), not {replicas}.")
+            if not replicas:
+                continue  # an empty pool keeps the later pools' indices
+            machine = pool.get("machineSpec") or {}
+            if not machine.get("machineType"):
+                raise ApiError(400, f"worker_pool_specs[{index}].machine_spec.machine_type is required.")
+            if bool(machine.get("acceleratorType")) != bool(machine.get("acceleratorCount")):
+                raise ApiError(400, f"worker_pool_specs[{index}]: accelerator_type and accelerator_count "
+                                    "must be set together.")
+            if not (pool.get("containerSpec") or {}).get("imageUri"):
+                raise ApiError(400, f"worker_pool_specs[{index}].container_spec.image_uri is required.")
+        prefix = (spec.get("baseOutputDirectory") or {}).get("outputUriPrefix", "")
+        if prefix and not prefix.startswith("gs://"):
+            raise ApiError(400, f"base_output_directory {prefix!r} must be a Cloud Storage URI (gs://).")
+        self._check_labels(body.get("labels") or {})
+        name = f"projects/{project}/locations/{location}/customJobs/{next(self._ids)}"
+        job = {**body, "name": name, "state": "JOB_STATE_QUEUED", "createTime": _now(), "updateTime": _now()}
+        self.custom_jobs[name] = job
+        self._plans[name] = list(self.job_plan)
+        return job
+
+    def _custom_job(self, project, location, jid) -> dict:
+        name = f"projects/{project}/locations/{location}/customJobs/{jid}"
+        if name not in self.custom_jobs:
+            raise ApiError(404, f"CustomJob {name} not found.")
+        return self.custom_jobs[name]
+
+    def _get_custom_job(self, r, project, location, jid):
+        job = self._custom_job(project, location, jid)
+        plan = self._plans[job["name"]]
+        before = job["state"]
+        if job["state"] == "JOB_STATE_CANCELLING":
+            job.update(state="JOB_STATE_CANCELLED", error={"code": 1, "message": "CANCELED"})
+        elif plan and job["state"] not in ("JOB_STATE_CANCELLED", "JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED"):
+            job["state"] = plan.pop(0) if len(plan) > 1 else plan[0]
+            if job["state"] == "JOB_STATE_RUNNING":
+                job.setdefault("startTime", _now())
+            if job["state"] == "JOB_STATE_FAILED":
+                job["error"] = {"code": 3, "message": self.job_error or "The replica workerpool0-0 exited "
+                                "with a non-zero status of 1."}
+            if job["state"] == "JOB_STATE_SUCCEEDED" and self.on_job_succeeded:
+                self.on_job_succeeded(job)
+        if job["state"] != before:
+            job["updateTime"] = _now()
+            if self.on_job_state:
+                self.on_job_state(job)
+        return job
+
+    def _list_custom_jobs(self, r, project, location):
+        prefix = f"projects/{project}/locations/{location}/customJobs/"
+        items = [j for n, j in self.custom_jobs.items() if n.startswith(prefix)]
+        items = [j for j in items if self._matches(j, r.param("filter") or "")]
+        size = min(int(r.param("pageSize") or 100), self.max_page_size)
+        start = int(r.param("pageToken") or 0)
+        response = {"customJobs": items[start:start + size]}
+        if start + size < len(items):
+            response["nextPageToken"] = str(start + size)
+        return response
+
+    def _cancel_custom_job(self, r, project, location, jid):
+        _parsed(r.body, types.CancelCustomJobRequest)
+        job = self._custom_job(project, location, jid)
+        if job["state"] in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"):
+            raise ApiError(400, f"Cannot cancel {job['name']}: it is in state {job['state']}.")
+        job.update(state="JOB_STATE_CANCELLING", updateTime=_now())
+        return {}
 
     def _get_bucket(self, r, bucket):
         return {"kind": "storage#bucket", "name": bucket, "id": bucket, "location": "EU",
