@@ -129,6 +129,41 @@ def open_store(repository: str):
     return feast.FeatureStore(repo_path=path)
 
 
+def apply_definitions(repository: str):
+    """Registers the repository's definitions, as ``feast apply`` does, and returns its store.
+
+    Every ``*.py`` file of the repository (Feast's convention; hidden folders and ``data/``
+    skipped) is run on its own (``runpy``, so two repositories' ``features.py`` never share a
+    module), and the Feast objects it defines are applied: the registry is updated and the
+    online store's tables created. Unlike the CLI, objects deleted from the files stay
+    registered.
+
+    Raises:
+        ValueError: as ``open_store``; no Feast object in the repository's Python files.
+    """
+    import runpy
+    from pathlib import Path
+
+    import feast
+
+    store = open_store(repository)
+    root = Path(store.repo_path)
+    kinds = (feast.Entity, feast.FeatureView, feast.OnDemandFeatureView, feast.FeatureService)
+    found: dict[int, object] = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if any(part.startswith(".") for part in parts) or parts[0] == "data":
+            continue
+        for value in runpy.run_path(str(path)).values():
+            if isinstance(value, kinds):
+                found.setdefault(id(value), value)
+    if not found:
+        raise ValueError(f"repository {repository!r} defines no Feast objects in its Python files")
+    store.apply(list(found.values()))
+    logger.info("applied %d definitions of %s to project %s", len(found), repository, store.project)
+    return store
+
+
 def repository_files(store) -> dict[str, str]:
     """The registry and online store of ``store`` that are files inside its repository folder,
     by role ("registry", "online_store"); empty when both live elsewhere (a shared registry,

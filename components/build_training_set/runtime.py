@@ -32,7 +32,7 @@ def run(
     Returns:
         The artifact's metadata: rows, columns, feature_refs, feature_service, entity_keys,
         repository, project, registry_version, event_timestamp_column, event_time_range,
-        missing_values (per feature, only those with any).
+        missing_values (per feature, only those with any), rows_without_features.
 
     Raises:
         ValueError: an unknown feature reference or service, neither or both given; an entity
@@ -60,12 +60,23 @@ def run(
     joined = store.get_historical_features(
         entity_df=entities.rename(columns={column: FEAST_TIMESTAMP}), features=selection
     ).to_df()
-    joined = joined.rename(columns={FEAST_TIMESTAMP: column})
-    carried = [c for c in entities.columns if c not in keys and c != column]
+    # Every entity row stays, with its features joined back by (keys, event time): Feast's file
+    # offline store drops an entity row whose candidate rows all lie outside [event - TTL,
+    # event] (a value only from after the event, or too old) instead of leaving it null, and
+    # returns one row per repeated (keys, event time). A label without features is data the
+    # gate must see, not a row to lose.
+    on = [*keys, column]
+    found = joined.rename(columns={FEAST_TIMESTAMP: column})
+    found[column] = found[column].astype("datetime64[ns, UTC]")
+    found = found.drop_duplicates(on)[[*on, *names]]
+    entities[column] = entities[column].astype("datetime64[ns, UTC]")
+    training = entities.merge(found, on=on, how="left", validate="many_to_one")
+    carried = [c for c in entities.columns if c not in on]
     # Sorted and in a fixed column order: the same inputs give the same bytes, so an unchanged
     # training set keeps its fingerprint (and the steps after it their cache hits).
-    joined = joined.sort_values([column, *keys, *carried], kind="stable").reset_index(drop=True)
-    training = joined[[column, *carried, *names]]
+    training = training.sort_values([column, *keys, *carried], kind="stable").reset_index(drop=True)
+    training = training[[column, *carried, *names]]
+    without = int(training[names].isna().all(axis=1).sum())
 
     record = feature_store.FeatureStoreRecord(
         repository=repository.strip(),
@@ -85,10 +96,13 @@ def run(
         "feature_service": (feature_service or "").strip(),
         "event_time_range": [stamps.min().isoformat(), stamps.max().isoformat()],
         "missing_values": missing,
+        "rows_without_features": without,
     }
     logger.info(
-        "training set: %d rows x %d features from %s (%s), %s; missing values: %s",
-        len(training), len(names), repository, store.project, record.registry_version, missing or "none",
+        "training set: %d rows x %d features from %s (%s), %s; %d rows without any feature value "
+        "as of their event time; missing values: %s",
+        len(training), len(names), repository, store.project, record.registry_version, without,
+        missing or "none",
     )
     return summary
 

@@ -71,10 +71,12 @@ FEATURES_PY = f'''\
 
 from datetime import timedelta
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64, String
 
-customer = Entity(name="{ENTITY}", join_keys=["{ENTITY_KEY}"], description="A subscriber")
+customer = Entity(
+    name="{ENTITY}", join_keys=["{ENTITY_KEY}"], value_type=ValueType.INT64, description="A subscriber"
+)
 
 # Relative paths resolve against this repository's folder, so a copy of it works anywhere.
 customer_daily_source = FileSource(
