@@ -31,8 +31,6 @@ logger = logging.getLogger(__name__)
 
 METADATA_KEY = b"feast"
 """Key of the lineage record (JSON) in a training set's Parquet key-value metadata."""
-RECORD_FILE = "feature_store.json"
-"""The lineage record's file name beside a model (``<model>/feature_store.json``)."""
 REPOSITORY_FILE = "feature_store.yaml"
 """What makes a folder a Feast feature repository (at its root)."""
 
