@@ -29,6 +29,7 @@ from components import (
     resolve_inputs,
     summarize_run,
     train_model,
+    train_model_on_vertex,
     upload_vertex_model,
 )
 from components.registry import TRACKING_SECRET, TRACKING_SECRET_KEYS
@@ -147,6 +148,8 @@ def build(platform: str, source: str = FILE):
         train_memory: str = "16Gi",
         train_node_selector: dict = {},  # noqa: B006 - KFP pipeline defaults are compiled, never mutated
         train_tolerations: list = [],  # noqa: B006
+        train_workers: int = 1,
+        train_machine_type: str = "n1-standard-8",
         thresholds: dict = EVALUATE["thresholds"],
         change_thresholds: dict = EVALUATE["change_thresholds"],
         max_latency_p95_ms: float = EVALUATE["max_latency_p95_ms"],
@@ -202,6 +205,12 @@ def build(platform: str, source: str = FILE):
                 {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"} (Vertex ignores it).
             train_tolerations: Kubeflow only: tolerations for the training pod, e.g.
                 [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
+            train_workers: Vertex only: 1 trains in the pipeline's task; N > 1 trains on a
+                Vertex AI custom job of N replicas (a chief and N - 1 workers, each with
+                accelerator_count accelerator_type GPUs, MultiWorkerMirroredStrategy; batch_size
+                is per replica). Kubeflow trains in its task for now.
+            train_machine_type: Vertex only, with train_workers > 1: every replica's machine
+                type, e.g. n1-standard-8, g2-standard-8.
             thresholds: Absolute bounds the candidate must meet, e.g. {"auc": 0.7}.
             change_thresholds: Largest allowed degradation vs production, e.g. {"auc": 0.02};
                 the task's primary metric (ROC AUC, accuracy, RMSE) is always limited to a
@@ -358,38 +367,11 @@ def gated_training(p, pod_settings: bool) -> None:
     record_gate(check.outputs["verdict"], "data-is-valid", pod_settings)
 
     with dsl.If(check.outputs["Output"] == True, name="data-is-valid"):  # noqa: E712
-        train = train_model(
-            schema=check.outputs["schema"],
-            data_uri=inputs.outputs["data_uri"],
-            data_fingerprint=inputs.outputs["fingerprint"],
-            label=p.label,
-            features=p.features,
-            exclude_features=p.exclude_features,
-            categorical_columns=p.categorical_columns,
-            timestamp_column=p.timestamp_column,
-            epochs=p.epochs,
-            batch_size=p.batch_size,
-            learning_rate=p.learning_rate,
-            hidden_units=p.hidden_units,
-            checkpoint_uri=p.checkpoint_uri,
-            mlflow_tracking_uri=p.mlflow_tracking_uri,
-        )
-        train.set_container_image(images.TRAINER_GPU)
-        train.set_accelerator_type(p.accelerator_type).set_accelerator_limit(p.accelerator_count)
-        train.set_cpu_request(p.train_cpu).set_memory_request(p.train_memory)
-        # kfp 2.17 does not pass parameters used only in resource settings into the enclosing
-        # dsl.If, so the spec would reference undefined inputs: register them.
-        resources = [p.accelerator_type, p.accelerator_count, p.train_cpu, p.train_memory]
-        train.register_pipeline_channels([r for r in resources if isinstance(r, PipelineChannel)])
-        train.set_retry(**TRAIN_RETRY)
-        kubernetes_settings(train, pod_settings, mlflow_secret=True, minio=True)
-        if pod_settings:
-            kubernetes.add_node_selector_json(train, p.train_node_selector)
-            kubernetes.add_toleration_json(train, p.train_tolerations)
+        trained = training_step(p, inputs, check, pod_settings)
 
         evaluation = evaluate_model(
-            model=train.outputs["model"],
-            eval_data=train.outputs["eval_data"],
+            model=trained["model"],
+            eval_data=trained["eval_data"],
             thresholds=p.thresholds,
             change_thresholds=p.change_thresholds,
             max_latency_p95_ms=p.max_latency_p95_ms,
@@ -404,12 +386,12 @@ def gated_training(p, pod_settings: bool) -> None:
 
         with dsl.If(evaluation.outputs["Output"] == True, name="model-is-blessed"):  # noqa: E712
             registration = register_model(
-                model=train.outputs["model"],
+                model=trained["model"],
                 schema=check.outputs["schema"],
                 statistics=check.outputs["statistics"],
                 anomalies=check.outputs["anomalies"],
                 blessing=evaluation.outputs["verdict"],
-                eval_data=train.outputs["eval_data"],
+                eval_data=trained["eval_data"],
                 predictions=evaluation.outputs["predictions"],
                 mlflow_tracking_uri=p.mlflow_tracking_uri,
                 registered_model_name=p.registered_model_name,
@@ -418,8 +400,8 @@ def gated_training(p, pod_settings: bool) -> None:
             live(registration, pod_settings, mlflow_secret=True)
 
             deployment = deploy_model(
-                model=train.outputs["model"],
-                eval_data=train.outputs["eval_data"],
+                model=trained["model"],
+                eval_data=trained["eval_data"],
                 service_name=p.service_name,
                 target=p.deploy_target,
                 namespace=p.namespace,
@@ -446,9 +428,72 @@ def gated_training(p, pod_settings: bool) -> None:
                 with dsl.If(deployment.outputs["Output"] == True, name="deployment-is-healthy"):  # noqa: E712
                     with dsl.If(p.upload_to_vertex_model_registry == True, name="vertex-model-registry"):  # noqa: E712
                         upload = upload_vertex_model(
-                            model=train.outputs["model"], registered=registration.outputs["registered"]
+                            model=trained["model"], registered=registration.outputs["registered"]
                         )
                         upload.set_caching_options(False).set_retry(**NETWORK_RETRY)  # it finds its own retry
+
+
+def training_step(p, inputs, check, pod_settings: bool) -> dict:
+    """Adds the training step; returns its model and eval_data outputs, for the steps after it.
+
+    With ``train_workers`` a pipeline parameter on Vertex AI, the step is a choice made at run
+    time: 1 trains in the pipeline's own task (train-model, as without the parameter), more
+    hands the training to a Vertex AI custom job of that many replicas (train-model-on-vertex,
+    same inputs and outputs); the steps after it take the model of whichever branch ran
+    (``dsl.OneOf``). Without the parameter (Kubeflow, the monitoring pipelines) it is the
+    in-task step alone.
+    """
+    arguments = dict(
+        schema=check.outputs["schema"],
+        data_uri=inputs.outputs["data_uri"],
+        data_fingerprint=inputs.outputs["fingerprint"],
+        label=p.label,
+        features=p.features,
+        exclude_features=p.exclude_features,
+        categorical_columns=p.categorical_columns,
+        timestamp_column=p.timestamp_column,
+        epochs=p.epochs,
+        batch_size=p.batch_size,
+        learning_rate=p.learning_rate,
+        hidden_units=p.hidden_units,
+        checkpoint_uri=p.checkpoint_uri,
+        mlflow_tracking_uri=p.mlflow_tracking_uri,
+    )
+    workers = getattr(p, "train_workers", 1)
+    if pod_settings or not isinstance(workers, PipelineChannel):
+        return in_task_training(p, arguments, pod_settings).outputs
+    with dsl.If(workers == 1, name="one-worker"):
+        one = in_task_training(p, arguments, pod_settings)
+    with dsl.Else(name="several-workers"):
+        several = train_model_on_vertex(
+            **arguments,
+            replica_count=workers,
+            machine_type=p.train_machine_type,
+            accelerator_type=p.accelerator_type,
+            accelerator_count=p.accelerator_count,
+            trainer_image=images.TRAINER_GPU,  # the registry images.use points at, compiled in
+            pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        )
+        several.set_retry(**TRAIN_RETRY)  # a retry waits for its job, or resumes in a new one
+    return {name: dsl.OneOf(one.outputs[name], several.outputs[name]) for name in ("model", "eval_data")}
+
+
+def in_task_training(p, arguments: dict, pod_settings: bool):
+    """train_model in the pipeline's own task, on the trainer image and the requested GPUs."""
+    train = train_model(**arguments)
+    train.set_container_image(images.TRAINER_GPU)
+    train.set_accelerator_type(p.accelerator_type).set_accelerator_limit(p.accelerator_count)
+    train.set_cpu_request(p.train_cpu).set_memory_request(p.train_memory)
+    # kfp 2.17 does not pass parameters used only in resource settings into the enclosing
+    # dsl.If, so the spec would reference undefined inputs: register them.
+    resources = [p.accelerator_type, p.accelerator_count, p.train_cpu, p.train_memory]
+    train.register_pipeline_channels([r for r in resources if isinstance(r, PipelineChannel)])
+    train.set_retry(**TRAIN_RETRY)
+    kubernetes_settings(train, pod_settings, mlflow_secret=True, minio=True)
+    if pod_settings:
+        kubernetes.add_node_selector_json(train, p.train_node_selector)
+        kubernetes.add_toleration_json(train, p.train_tolerations)
+    return train
 
 
 def record_gate(verdict, gate: str, pod_settings: bool):

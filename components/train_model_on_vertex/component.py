@@ -107,8 +107,8 @@ def train_model_on_vertex(
             a2-highgpu-1g, g2-standard-8.
         accelerator_type: Accelerator of every replica as Vertex names it, e.g.
             NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_TESLA_A100; empty for none.
-        accelerator_count: Accelerators per replica (0 with no accelerator_type); several
-            GPUs on a replica are mirrored within it.
+        accelerator_count: Accelerators per replica; 0 trains on CPU (accelerator_type is
+            then ignored). Several GPUs on a replica are mirrored within it.
         boot_disk_size_gb: Boot disk of every replica, in GB.
         service_account: Service account the replicas run as (it needs the pipeline root's
             bucket and the data); empty means Vertex's default for custom training.

@@ -63,13 +63,12 @@ def _checked(a: dict) -> None:
         raise ValueError("machine_type must name a Compute Engine machine type, e.g. n1-standard-8")
     if a["accelerator_count"] < 0:
         raise ValueError(f"accelerator_count must be >= 0, got {a['accelerator_count']}")
-    if bool(a["accelerator_type"]) != (a["accelerator_count"] > 0):
+    if a["accelerator_count"] and not a["accelerator_type"]:
         raise ValueError(
-            f"accelerator_type {a['accelerator_type']!r} and accelerator_count {a['accelerator_count']} "
-            "go together: both set (e.g. NVIDIA_TESLA_T4 and 1) or neither"
+            f"accelerator_count {a['accelerator_count']} needs an accelerator_type, e.g. NVIDIA_TESLA_T4"
         )
     known = [t for t in types.AcceleratorType.__members__ if t != "ACCELERATOR_TYPE_UNSPECIFIED"]
-    if a["accelerator_type"] and a["accelerator_type"] not in known:
+    if a["accelerator_count"] and a["accelerator_type"] not in known:
         raise ValueError(
             f"accelerator_type {a['accelerator_type']!r} is not a Vertex AI accelerator type "
             f"(e.g. NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_TESLA_A100)"

@@ -52,13 +52,30 @@ def test_gates_are_conditions_on_the_verdict_outputs(training):
     assert "check-data-Output" in conditions["data-is-valid"]
     assert "== true" in conditions["data-is-valid"]
     assert "evaluate-model-Output" in conditions["model-is-blessed"]
-    # Training sits inside the data gate; registration and deployment inside the model gate.
-    gate_of = {}
-    for name, component in spec["components"].items():
-        for task_name in component.get("dag", {}).get("tasks", {}):
-            gate_of[task_name] = name
-    assert gate_of["train-model"] == gate_of["evaluate-model"]
-    assert gate_of["register-model"] == gate_of["deploy-model"] != gate_of["train-model"]
+    # Training sits inside the data gate (on Vertex, in its one-worker branch); registration
+    # and deployment inside the model gate.
+    gate_of = dags_of(spec)
+    assert gate_of["evaluate-model"] in enclosing(spec, "train-model")
+    assert gate_of["register-model"] == gate_of["deploy-model"] != gate_of["evaluate-model"]
+
+
+def dags_of(spec: dict) -> dict[str, str]:
+    """task name -> the component whose DAG holds it."""
+    return {
+        task: name for name, component in spec["components"].items()
+        for task in component.get("dag", {}).get("tasks", {})
+    }
+
+
+def enclosing(spec: dict, task: str) -> list[str]:
+    """The DAG components around ``task``, innermost first."""
+    of, found = dags_of(spec), []
+    parent = {t["componentRef"]["name"]: of[name] for name, t in all_tasks(spec).items() if name in of}
+    dag = of[task]
+    while dag:
+        found.append(dag)
+        dag = parent.get(dag)
+    return found
 
 
 def test_training_requests_an_accelerator_in_the_gpu_image(training):
@@ -109,7 +126,8 @@ def test_a_good_run_is_eight_tasks_and_every_gate_is_recorded(training):
     """Fewer tasks (issue 16): one live input step, the data check in one task, the model and
     deployment gates recording their own verdicts; the summary still lists every gate."""
     name, (spec, *_) = training
-    optional = ["upload-vertex-model"] if name == "training_vertex" else []  # off by default
+    # Off by default: the upload, and training on a Vertex AI custom job (train_workers > 1).
+    optional = ["train-model-on-vertex", "upload-vertex-model"] if name == "training_vertex" else []
     assert executed_tasks(spec) == sorted([
         "check-data", "deploy-model", "evaluate-model", "record-verdict", "register-model",
         "resolve-inputs", "summarize-run", "train-model", *optional,
@@ -206,8 +224,81 @@ def test_vertex_uploads_to_its_model_registry_only_when_asked_and_deployed():
     artifacts = upload["inputs"]["artifacts"]
     # inside the conditions, artifacts arrive as the enclosing DAG's channels
     assert artifacts["registered"] == {"componentInputArtifact": "pipelinechannel--register-model-registered"}
-    assert artifacts["model"] == {"componentInputArtifact": "pipelinechannel--train-model-model"}
+    # the model of whichever training branch ran (see test_vertex_trains_on_a_custom_job...)
+    oneof = "pipelinechannel--condition-branches-3-oneof-1"
+    assert artifacts["model"] == {"componentInputArtifact": f"pipelinechannel--condition-branches-3-{oneof}"}
     assert "upload-vertex-model" not in all_tasks(load("training")[0])  # not on Kubeflow
+
+
+def test_vertex_trains_on_a_custom_job_when_asked_for_several_workers():
+    spec, *_ = load("training_vertex")
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert (parameters["train_workers"]["defaultValue"], parameters["train_workers"]["parameterType"]) == (
+        1, "NUMBER_INTEGER")
+    assert parameters["train_machine_type"]["defaultValue"] == "n1-standard-8"
+    tasks = all_tasks(spec)
+    by_name = {t["taskInfo"]["name"]: t for t in tasks.values()}
+    one, several = by_name["one-worker"], by_name["several-workers"]
+    workers = "int(inputs.parameter_values['pipelinechannel--train_workers'])"
+    assert one["triggerPolicy"]["condition"] == f"{workers} == 1"
+    assert several["triggerPolicy"]["condition"].startswith("!(int(inputs.parameter_values[")
+    # Each branch holds its step; both sit in one branch group inside the data gate.
+    assert enclosing(spec, "train-model")[0] == one["componentRef"]["name"]
+    assert enclosing(spec, "train-model-on-vertex")[0] == several["componentRef"]["name"]
+    branches = spec["components"][enclosing(spec, "train-model")[1]]
+    assert enclosing(spec, "train-model")[1:] == enclosing(spec, "train-model-on-vertex")[1:]
+    assert dags_of(spec)["evaluate-model"] == enclosing(spec, "train-model")[2]  # the data gate's DAG
+    # The launcher: the job's shape from the pipeline's parameters, the trainer image compiled
+    # in (images.use's registry), itself on the CPU runtime image, retried like training.
+    launcher = tasks["train-model-on-vertex"]
+    inputs = launcher["inputs"]["parameters"]
+    assert inputs["replica_count"] == {"componentInputParameter": "pipelinechannel--train_workers"}
+    assert inputs["machine_type"] == {"componentInputParameter": "pipelinechannel--train_machine_type"}
+    assert inputs["accelerator_type"] == {"componentInputParameter": "pipelinechannel--accelerator_type"}
+    assert inputs["accelerator_count"] == {"componentInputParameter": "pipelinechannel--accelerator_count"}
+    assert inputs["trainer_image"]["runtimeValue"]["constant"] == images.TRAINER_GPU
+    assert inputs["pipeline_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+    assert executor(spec, launcher)["image"] == images.RUNTIME
+    assert "resources" not in executor(spec, launcher)  # the job's replicas have the GPUs
+    assert launcher["retryPolicy"]["maxRetryCount"] == tasks["train-model"]["retryPolicy"]["maxRetryCount"]
+    # Same training inputs in both branches.
+    train, declared = tasks["train-model"], spec["components"]["comp-train-model"]["inputDefinitions"]
+    for kind in ("parameters", "artifacts"):
+        given = {k: v for k, v in train["inputs"][kind].items() if k in declared[kind]}
+        assert given and given == {k: launcher["inputs"][kind][k] for k in given}, kind
+    # Every step after training takes the model and eval data of whichever branch ran.
+    selectors = branches["dag"]["outputs"]["artifacts"]
+    assert {key: [(s["producerSubtask"], s["outputArtifactKey"]) for s in v["artifactSelectors"]]
+            for key, v in selectors.items()} == {
+        "pipelinechannel--condition-branches-3-oneof-1": [
+            ("condition-4", "pipelinechannel--train-model-model"),
+            ("condition-5", "pipelinechannel--train-model-on-vertex-model")],
+        "pipelinechannel--condition-branches-3-oneof-2": [
+            ("condition-4", "pipelinechannel--train-model-eval_data"),
+            ("condition-5", "pipelinechannel--train-model-on-vertex-eval_data")],
+    }
+    evaluate = tasks["evaluate-model"]["inputs"]["artifacts"]
+    assert evaluate["model"]["taskOutputArtifact"] == {
+        "producerTask": "condition-branches-3",
+        "outputArtifactKey": "pipelinechannel--condition-branches-3-oneof-1",
+    }
+    for name in ("register-model", "deploy-model"):
+        model = tasks[name]["inputs"]["artifacts"]["model"]["componentInputArtifact"]
+        assert model.endswith("condition-branches-3-oneof-1"), name
+
+
+def test_the_single_worker_step_is_the_same_on_both_platforms_and_kubeflow_has_no_launcher():
+    vertex, kubeflow = load("training_vertex")[0], load("training")[0]
+    for spec in (vertex, kubeflow):
+        reference = executor(kubeflow, all_tasks(kubeflow)["train-model"])
+        assert executor(spec, all_tasks(spec)["train-model"]) == reference
+    kubeflow_train, vertex_train = all_tasks(kubeflow)["train-model"], all_tasks(vertex)["train-model"]
+    for kind in ("parameters", "artifacts"):
+        assert set(vertex_train["inputs"][kind]) == set(kubeflow_train["inputs"][kind])
+    assert vertex_train["retryPolicy"] == kubeflow_train["retryPolicy"]
+    assert vertex_train["cachingOptions"] == kubeflow_train["cachingOptions"]
+    assert "train-model-on-vertex" not in all_tasks(kubeflow)
+    assert enclosing(kubeflow, "train-model")[0] == dags_of(kubeflow)["evaluate-model"]  # no branches
 
 
 @pytest.fixture(
