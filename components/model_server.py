@@ -238,17 +238,20 @@ def _model_classes(
     check_requests: bool = True,
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
     max_batch_wait_ms: float = DEFAULT_MAX_BATCH_WAIT_MS,
+    feature_repo: str = "",
 ):
     """The kserve classes, imported lazily (kserve parses sys.argv at import). ``log_dir``:
     where every request is logged (``prediction_log``); ``check_requests``: refuse wrongly
     typed values and flag unusual ones (``request_contract``) before predicting;
     ``max_batch_rows``/``max_batch_wait_ms``: how concurrent requests are batched (``Batcher``;
-    1 row: every request is its own model call)."""
+    1 row: every request is its own model call); ``feature_repo``: the Feast repository that
+    models trained from Feast read their online features from (default: the one each model's
+    record names, ``online_features``)."""
     import kserve
     import numpy as np
     from kserve.errors import InvalidInput
 
-    from components import model_io, prediction_log, request_contract
+    from components import model_io, online_features, prediction_log, request_contract
 
     writer = prediction_log.Writer(log_dir) if log_dir else None
 
@@ -270,10 +273,14 @@ def _model_classes(
 
         def load(self) -> bool:
             self.loaded = model_io.load(self.model_dir)
-            self.contract = (
-                request_contract.load(model_io.version_dir(self.model_dir)) if check_requests else None
-            )
+            version_dir = model_io.version_dir(self.model_dir)
+            self.contract = request_contract.load(version_dir) if check_requests else None
             self.inputs = model_io.serving_inputs(self.loaded)
+            record = online_features.read_record(version_dir)
+            # An unknown feature reference fails here, at load, not at the first request.
+            self.online = online_features.OnlineFeatures(record, feature_repo) if record else None
+            # Entity keys travel with a request (and into its log) but are not the model's inputs.
+            self.keys_only = set(self.online.entity_keys) - set(self.inputs) if self.online else set()
             signature = self.loaded.signatures[model_io.SIGNATURE]
             _, input_specs = signature.structured_input_signature
             self.input_types = [tensor_metadata(n, spec) for n, spec in input_specs.items()]
@@ -326,6 +333,11 @@ def _model_classes(
                     []
                     for _ in range(len(rows) if rows is not None else len(next(iter(columns.values()), [])))
                 ]
+            if self.keys_only:
+                if rows is not None:
+                    rows = [{k: v for k, v in row.items() if k not in self.keys_only} for row in rows]
+                else:
+                    columns = {k: v for k, v in columns.items() if k not in self.keys_only}
             try:
                 if rows is not None:
                     return request_contract.check(rows, self.contract)
@@ -362,7 +374,11 @@ def _model_classes(
             rows, columns = None, None
             try:
                 rows, columns = self._rows(payload)
+                if self.online is not None:  # what a request lacks, from the online store
+                    rows, columns, found = self._online_features(rows, columns)
                 flags = self._checked(rows, columns)
+                if self.online is not None:
+                    flags = [a + b for a, b in zip(found, flags, strict=True)]
                 try:
                     predictions = await self.batcher.predict(*self._arrays(rows, columns))
                 except ValueError as exc:  # what the signature refuses is the request's fault
@@ -393,6 +409,17 @@ def _model_classes(
                 )
             # TF Serving's answer, plus "flags" (one list per row) only when something was flagged.
             return {"predictions": predictions.tolist(), **({"flags": flags} if flagged else {})}
+
+        def _online_features(self, rows, columns):
+            """The request completed from the online store, and the flags of what it delivered."""
+            try:
+                if rows is not None:
+                    rows, found = self.online.complete_rows(rows)
+                else:
+                    columns, found = self.online.complete_columns(columns)
+            except online_features.EntityKeyError as exc:
+                raise InvalidInput(str(exc)) from exc
+            return rows, columns, found
 
         def _log(self, request_id, started, rows, columns, outputs, flags, status, error) -> None:
             if writer is None:
@@ -518,6 +545,7 @@ def serve(
     check_requests: bool = True,
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
     max_batch_wait_ms: float = DEFAULT_MAX_BATCH_WAIT_MS,
+    feature_repo: str = "",
 ) -> None:
     """Serves until stopped (SIGTERM/SIGINT) on ``host``. See the module docstring for the
     three modes; the other options as in ``_model_classes``."""
@@ -536,7 +564,9 @@ def serve(
                 self._rest_server.config.host = host
             super().setup_event_loop()
 
-    _, ServingRepository = _model_classes(log_dir, check_requests, max_batch_rows, max_batch_wait_ms)
+    _, ServingRepository = _model_classes(
+        log_dir, check_requests, max_batch_rows, max_batch_wait_ms, feature_repo
+    )
     fixed = {model_name: model_dir} if model_dir else {}
     repository = ServingRepository(serving_dir=serving_dir, fixed=fixed)
     repository.load_models()
@@ -591,6 +621,12 @@ def main(argv: list[str] | None = None) -> int:
         f"(default {DEFAULT_MAX_BATCH_WAIT_MS:g}: batches form while the model is busy)",
     )
     parser.add_argument(
+        "--feature-repo",
+        default="",
+        help="Feast repository (path or URI) that models trained from Feast read their online "
+        "features from (default: the one the model's feature_store.json names)",
+    )
+    parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}; 0.0.0.0: all)"
     )
     args = parser.parse_args(argv)
@@ -621,6 +657,7 @@ def main(argv: list[str] | None = None) -> int:
         check_requests=not args.no_request_check,
         max_batch_rows=args.max_batch_rows,
         max_batch_wait_ms=args.max_batch_wait_ms,
+        feature_repo=args.feature_repo,
     )
     return 0
 

@@ -20,7 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from components import images, interface, model_io, registry, request_contract, tfdv_io, uris
+from components import (
+    feature_store,
+    images,
+    interface,
+    model_io,
+    online_features,
+    registry,
+    request_contract,
+    tfdv_io,
+    uris,
+)
 from components.train_model import _data, _features, _hardware, _model
 from components.train_model._checkpoints import BACKUP_SUBDIR, Checkpoints  # noqa: F401 - public
 from components.train_model._features import (  # noqa: F401 - the public error types
@@ -105,6 +115,8 @@ class _Examples:
     x_eval: dict
     y_train: np.ndarray
     y_eval: np.ndarray
+    feature_record: dict | None = None
+    """The feature store's record of the refs the model uses (None: not from a feature store)."""
 
 
 class _Throughput:
@@ -264,7 +276,23 @@ def _read_examples(
         data_hash, recorded_uri, specs, target, train_df, eval_df,
         _data.feature_arrays(train_df, specs), _data.feature_arrays(eval_df, specs),
         target.encode(train_df[label]), target.encode(eval_df[label]),
+        _feature_record(source, specs),
     )
+
+
+def _feature_record(source: str, specs) -> dict | None:
+    """The training set's feature-store record (``feature_store.read_record``), narrowed to
+    the references of the features this model uses: what serving looks up online."""
+    record = feature_store.read_record(source)
+    if record is None:
+        return None
+    used = {s.name for s in specs}
+    refs = [ref for ref in record.feature_refs if feature_store.parse_ref(ref)[1] in used]
+    if not refs:
+        logger.warning("the model uses none of the feature store's features %s", record.feature_refs)
+        return None
+    logger.info("features from the feature store %s: %s", record.repository, refs)
+    return {**record.to_dict(), "feature_refs": refs}
 
 
 def _label_stats(examples: _Examples) -> tuple[float, float]:
@@ -391,6 +419,8 @@ def _export(model, examples: _Examples, model_dir: str, precision: str) -> None:
     # What the server checks each request against: types, training ranges and categories.
     kinds = {s.name: s.kind for s in examples.specs}
     request_contract.write(version_path, request_contract.build(examples.train_df, kinds))
+    if examples.feature_record:  # in the version folder, so every copy of the model keeps it
+        online_features.write_record(version_path, examples.feature_record)
 
 
 def _write_outputs(examples: _Examples, outputs: _Outputs, checkpoints: Checkpoints) -> str:
@@ -437,6 +467,8 @@ def _model_metadata(examples: _Examples, label: str, hardware) -> dict:
     }
     if examples.target.task != "regression":
         metadata["classes"] = list(examples.target.classes)
+    if examples.feature_record:
+        metadata["feature_refs"] = list(examples.feature_record["feature_refs"])
     return metadata
 
 

@@ -425,6 +425,29 @@ def test_the_model_carries_its_request_contract(binary):
     assert model_io.load(str(out / "model")) is not None
 
 
+def test_a_feature_store_training_set_gives_the_model_its_feature_refs(tmp_path):
+    """The Feast record in the training Parquet's metadata goes into the model's version folder
+    (so every copy of the model keeps it) and the artifact metadata, narrowed to the features
+    the model uses: what the server looks up online."""
+    from components import feature_store, online_features
+
+    df = demo.generate(300, seed=3)[["plan", "support_calls", "age", demo.LABEL]]
+    record = feature_store.FeatureStoreRecord(
+        repository="gs://bucket/feature_repo", project="churn_demo",
+        feature_refs=["profile:plan", "daily:support_calls", "profile:age"], entity_keys=["customer_id"],
+        event_timestamp_column="event_timestamp", registry_version="sha256:0123456789abcdef",
+    )
+    data = tmp_path / "training_set.parquet"
+    feature_store.write_training_set(df, str(data), record)
+
+    result = train(tmp_path, str(data), "", label=demo.LABEL, features=["plan", "support_calls"], epochs=1)
+
+    refs = ["profile:plan", "daily:support_calls"]  # age is in the store but not in the model
+    assert result.model_metadata["feature_refs"] == refs
+    carried = online_features.read_record(model_io.version_dir(str(tmp_path / "model")))
+    assert carried == {**record.to_dict(), "feature_refs": refs}
+
+
 def test_served_predictions_are_the_evaluation_paths(binary, tmp_path):
     """Feature consistency: the held-out rows through the evaluation path (model_io.predict on
     the frame) and through the served HTTP path (the model server, v1, with the request check)
