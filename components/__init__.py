@@ -34,6 +34,7 @@ __all__ = [
     "resolve_inputs",
     "summarize_run",
     "train_model",
+    "train_model_on_kubeflow",
     "train_model_on_vertex",
     "upload_vertex_model",
     "validate_data",
@@ -56,6 +57,7 @@ if _dsl is not None and hasattr(_dsl, "component"):
     from components.resolve_inputs.component import resolve_inputs
     from components.summarize_run.component import summarize_run
     from components.train_model.component import train_model
+    from components.train_model_on_kubeflow.component import train_model_on_kubeflow
     from components.train_model_on_vertex.component import train_model_on_vertex
     from components.upload_vertex_model.component import upload_vertex_model
     from components.validate_data.component import validate_data

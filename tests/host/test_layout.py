@@ -87,6 +87,7 @@ def component_imports(path: Path) -> set[str]:
 COMPOSITES = {
     "check_data": {"compute_statistics", "infer_schema", "validate_data"},
     "resolve_inputs": {"fingerprint_data", "resolve_baseline"},
+    "train_model_on_kubeflow": {"train_model"},  # the launcher writes the job of train_model's entry point
     "train_model_on_vertex": {"train_model"},  # the launcher writes the job of train_model's entry point
 }
 """Components that run other components' runtimes in one task by design (fewer pods, one heavy

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import images
+from components import images, interface
 
 ROOT = Path(__file__).resolve().parents[2] / "manifests"
-SYSTEMS = ("kserve", "rbac", "mlflow", "prediction-log-sink")
+SYSTEMS = ("kserve", "rbac", "mlflow", "prediction-log-sink", "trainer")
 ENVS = ("dev", "prod")
 
 PIPELINES = ROOT.parent / "pipelines"
@@ -98,26 +98,61 @@ def test_rbac_is_least_privilege(env):
     objects = render("rbac", env)
     assert sorted(objects) == ["Role", "RoleBinding", "ServiceAccount"]
     assert "ClusterRole" not in objects and "ClusterRoleBinding" not in objects
-    (role,) = objects["Role"]
-    assert role["metadata"]["namespace"] == f"ct-{env}"
-    assert role["rules"] == [
+    roles = {role["metadata"]["name"]: role for role in objects["Role"]}
+    assert all(role["metadata"]["namespace"] == f"ct-{env}" for role in roles.values())
+    assert roles["kfp-ct-deployer"]["rules"] == [
         {
             "apiGroups": ["serving.kserve.io"],
             "resources": ["inferenceservices"],
             "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
         }
     ]
-    (binding,) = objects["RoleBinding"]
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "Role",
-        "name": role["metadata"]["name"],
-    }
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "kfp-ct-pipeline-runner", "namespace": f"ct-{env}"}
+    # train_model_on_kubeflow: its TrainJobs and their pods' state and logs, nothing more
+    # (tests/runtime/test_train_model_on_kubeflow.py runs the launcher under this Role).
+    assert roles["kfp-ct-train-launcher"]["rules"] == [
+        {
+            "apiGroups": ["trainer.kubeflow.org"],
+            "resources": ["trainjobs"],
+            "verbs": ["create", "get", "list", "watch", "delete"],
+        },
+        {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]},
     ]
+    assert len(roles) == 2 and len(objects["RoleBinding"]) == 2
+    for binding in objects["RoleBinding"]:
+        assert binding["roleRef"]["kind"] == "Role" and binding["roleRef"]["name"] in roles
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "kfp-ct-pipeline-runner", "namespace": f"ct-{env}"}
+        ]
     names = {sa["metadata"]["name"] for sa in objects["ServiceAccount"]}
-    assert names == {"kfp-ct-pipeline-runner", "kfp-ct-model-reader"}
+    assert names == {"kfp-ct-pipeline-runner", "kfp-ct-model-reader", "kfp-ct-trainer"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_tensorflow_training_runtime(env):
+    """What train_model_on_kubeflow's TrainJobs reference and rely on (see its runtime.py)."""
+    from components.train_model_on_kubeflow import runtime
+
+    (trainer,) = render("trainer", env)["TrainingRuntime"]
+    assert trainer["apiVersion"] == runtime.API_VERSION
+    defaults = interface.defaults(ROOT.parent / "components" / "train_model_on_kubeflow" / "component.py",
+                                  "train_model_on_kubeflow")
+    assert trainer["metadata"]["name"] == defaults["training_runtime"]
+    assert trainer["kind"] == defaults["training_runtime_kind"]
+    assert trainer["metadata"]["namespace"] == f"ct-{env}"
+    assert trainer["spec"]["mlPolicy"] == {"numNodes": 1}  # no framework policy: TF_CONFIG is the launcher's
+    jobset = trainer["spec"]["template"]["spec"]
+    assert jobset["failurePolicy"] == {"maxRestarts": 0}  # a lost worker fails the job; the retry resumes
+    (node,) = jobset["replicatedJobs"]
+    assert node["name"] == runtime.NODE
+    assert node["template"]["metadata"]["labels"]["trainer.kubeflow.org/trainjob-ancestor-step"] == "trainer"
+    pod = node["template"]["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and node["template"]["spec"]["backoffLimit"] == 0
+    accounts = {sa["metadata"]["name"] for sa in render("rbac", env)["ServiceAccount"]}
+    assert pod["serviceAccountName"] == "kfp-ct-trainer" and pod["serviceAccountName"] in accounts
+    (container,) = pod["containers"]
+    assert container["name"] == runtime.NODE
+    assert container["ports"] == [{"name": "tf-worker", "containerPort": runtime.WORKER_PORT}]
+    assert container["image"].rpartition(":")[2] == images.TAG
 
 
 @pytest.mark.parametrize("env", ENVS)
