@@ -2,11 +2,17 @@
 
     make demo                                  # demo data: a good run, then a corrupted one
     make demo ARGS="--data my.csv --label y"   # your own CSV/Parquet
+    make demo ARGS=--feature-store             # the training set from a Feast feature store
 
 Starts (or reuses) a real MLflow server, generates data, runs pipelines/training.yaml under
 kfp.local in the runtime image (validate -> train -> evaluate -> register -> deploy to a local
 KServe model server -> smoke test), then runs it again on corrupted data and shows the data gate
 stopping it. Ends with a summary table.
+
+With --feature-store: writes the demo Feast feature repository (customers with daily-changing
+features, churn labels at moments in time) under the pipeline root, registers it, loads its
+online store (materialize_features) and runs pipelines/training_feature_store.yaml, whose first
+step assembles the training set point-in-time correct (build_training_set).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ logger = logging.getLogger("demo")
 
 DEMO_LABEL = "churned"
 DEMO_MODEL = "churn-classifier"
+FEATURE_SERVICE = "churn_model"  # components.make_demo_data.feature_repo (which needs pandas)
+FEATURE_REPOSITORY = "feature_repo"  # under the pipeline root
 
 
 def _key_value(text: str) -> tuple[str, float]:
@@ -54,6 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-drop", type=_key_value, action="append", default=None,
                    help="largest drop vs production METRIC=VALUE (default: the primary metric, ROC AUC / "
                         "accuracy / RMSE, drops at most 0.01, RMSE 1%%)")
+    p.add_argument("--feature-store", action="store_true",
+                   help="train from the demo Feast feature repository (training_feature_store pipeline)")
+    p.add_argument("--customers", type=int, default=1000, help="customers in the demo feature repository")
     p.add_argument("--output-dir", type=Path, default=Path("local_outputs"))
     p.add_argument("--mlflow-port", type=int, default=5000)
     p.add_argument("--serving-port", type=int, default=8080)
@@ -78,6 +89,28 @@ def _demo_data(rows: int, scenario: str) -> Path:
 
     task = make_demo_data(rows=rows, seed=0, scenario=scenario, file_format="csv")
     return Path(task.outputs["data"].path)
+
+
+def _feature_repository(root: Path, customers: int) -> Path:
+    """Writes and registers the demo feature repository under the pipeline root (kfp.local
+    mounts only that folder), loads its online store with materialize_features, and returns
+    its entity table (churn labels with their event times)."""
+    from components import materialize_features
+
+    repository = root / FEATURE_REPOSITORY
+    logger.info("writing the demo feature repository %s (%d customers) ...", repository, customers)
+    written = local.run_once(
+        ["python", "-m", "components.make_demo_data.feature_repo", str(repository),
+         "--customers", str(customers), "--apply"],
+        [root],
+    )
+    repo = json.loads(written.strip().splitlines()[-1])
+    logger.info("materializing its online store (materialize_features) ...")
+    report = Path(materialize_features(repository=str(repository)).outputs["report"].path)
+    for view in json.loads(report.read_text())["views"]:
+        logger.info("  %s: %d entities, newest event %s",
+                    view["name"], view["entities"], view["newest_event_time"])
+    return Path(repo["entity_table"])
 
 
 def _curl_example(url: str, model: str) -> str:
@@ -148,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("MLflow tracking server: %s", mlflow_uri)
 
     runs = []
-    if demo_data:
+    if args.feature_store:
+        if args.data is not None:
+            raise SystemExit("--feature-store trains from the demo feature repository: leave out --data")
+        runs.append(("feature store", _feature_repository(root, args.customers)))
+    elif demo_data:
         logger.info("generating %d rows of demo data ...", args.rows)
         runs.append(("good data", _demo_data(args.rows, "none")))
         if args.bad_scenario != "skip":
@@ -164,11 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     for title, data in runs:
         endpoint = serving_url if local.answers(f"{serving_url}/v2/health/ready") else ""
         logger.info("running the training pipeline on %s (%s) ...", title, data)
+        if args.feature_store:
+            source = dict(feature_repository=str(root / FEATURE_REPOSITORY), entity_table_uri=str(data),
+                          feature_service=FEATURE_SERVICE,
+                          timestamp_column=args.timestamp or "event_timestamp")
+        else:
+            source = dict(data_uri=str(data), timestamp_column=args.timestamp)
         result = local.run_pipeline(
-            "training", root,
-            data_uri=str(data), label=label, features=args.features, exclude_features=args.drop,
-            categorical_columns=args.categorical,
-            timestamp_column=args.timestamp, epochs=args.epochs, thresholds=thresholds,
+            "training_feature_store" if args.feature_store else "training", root, **source,
+            label=label, features=args.features, exclude_features=args.drop,
+            categorical_columns=args.categorical, epochs=args.epochs, thresholds=thresholds,
             change_thresholds=max_drop, mlflow_tracking_uri=mlflow_uri, registered_model_name=model_name,
             service_name=model_name, deploy_target="local", local_serving_dir=str(serving_dir),
             local_endpoint=endpoint, accelerator_count=0,
@@ -218,7 +260,7 @@ def _summary_table(results, root: Path, mlflow_uri: str, model: str, serving_url
     served = local.answers(f"{serving_url}/v2/health/ready")
     if served:
         good = next((d for t, d, r in results if (r.gate("deployment-is-healthy") or {}).get("passed")), None)
-        if good is not None:
+        if good is not None and good.suffix == ".csv":  # a feature store's entity table holds no features
             answer = _smoke_from_host(serving_url, model, good, root, label)
             lines.append(f"Served model:         {serving_url}/v1/models/{model}  (answer: {answer[:100]})")
         lines.append(f"Call it:              {_curl_example(serving_url, model)}")

@@ -238,6 +238,26 @@ def _start_container(name: str, command: list[str], mounts: list[Path], health_u
     return container
 
 
+def run_once(command: list[str], mounts: list[Path]) -> str:
+    """Runs ``command`` to its end in the runtime image (as the calling user, on the host
+    network, each of ``mounts`` at its own path) and returns its standard output.
+
+    Raises:
+        docker.errors.ContainerError: the command failed (the error carries its stderr).
+    """
+    output = docker.from_env().containers.run(
+        images.RUNTIME,
+        command,
+        remove=True,
+        network_mode="host",
+        user=f"{os.getuid()}:{os.getgid()}",
+        volumes={str(m): {"bind": str(m), "mode": "rw"} for m in mounts} or None,
+        stdout=True,
+        stderr=False,
+    )
+    return output.decode()
+
+
 def runs_an_older_image(name: str) -> bool:
     """True when the container ``name`` exists but runs another build than ``images.RUNTIME``
     now names (e.g. a server left by an earlier checkout: Docker restarts it with the daemon)."""

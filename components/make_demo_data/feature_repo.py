@@ -272,3 +272,32 @@ def _sessions(engagement: float) -> int:
     """Sessions in a week at this engagement: deterministic, so the label's logit and the
     feature row agree exactly."""
     return int(round(7 * np.exp(np.clip(engagement, -3, 1.5)) / 2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m components.make_demo_data.feature_repo ROOT [--apply]``: writes the
+    repository (and registers it, as ``feast apply`` does); prints what ``write_feature_repo``
+    returns, as JSON, on standard output."""
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("root", help="the repository folder")
+    parser.add_argument("--customers", type=int, default=200)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--apply", action="store_true", help="register the definitions (needs Feast)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    repo = write_feature_repo(args.root, customers=args.customers, days=args.days, seed=args.seed)
+    if args.apply:
+        from components import feature_store
+
+        feature_store.apply_definitions(repo["repository"])
+    sys.stdout.write(json.dumps(repo) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
