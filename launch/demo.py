@@ -34,6 +34,7 @@ DEMO_LABEL = "churned"
 DEMO_MODEL = "churn-classifier"
 FEATURE_SERVICE = "churn_model"  # components.make_demo_data.feature_repo (which needs pandas)
 FEATURE_REPOSITORY = "feature_repo"  # under the pipeline root
+FEATURE_STORE_MODEL = "churn-feast"
 
 
 def _key_value(text: str) -> tuple[str, float]:
@@ -169,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     if not label:
         raise SystemExit("--label is required with --data")
     model_name = args.model_name or (DEMO_MODEL if demo_data else f"{args.data.stem}-model".replace("_", "-"))
+    if args.feature_store and not args.model_name:
+        # Its own registered model: production of the file demo (other features) is no baseline.
+        model_name = FEATURE_STORE_MODEL
     thresholds = dict(args.threshold or ([("auc", 0.7)] if demo_data else []))
     max_drop = dict(args.max_drop or [])  # evaluate_model's own primary-metric limit applies
 
@@ -263,9 +267,19 @@ def _summary_table(results, root: Path, mlflow_uri: str, model: str, serving_url
         if good is not None and good.suffix == ".csv":  # a feature store's entity table holds no features
             answer = _smoke_from_host(serving_url, model, good, root, label)
             lines.append(f"Served model:         {serving_url}/v1/models/{model}  (answer: {answer[:100]})")
-        lines.append(f"Call it:              {_curl_example(serving_url, model)}")
+            lines.append(f"Call it:              {_curl_example(serving_url, model)}")
     else:
         lines.append("Served model:         none (no deployment passed)")
+    repository = root / FEATURE_REPOSITORY
+    for _, data, _ in results:
+        if data.is_relative_to(repository):
+            sets = sorted(root.glob("training-feature-store-*/build-training-set/training_set*.parquet"))
+            lines += [
+                f"Feature repository:   {repository}  (feature_store.yaml, features.py; online store "
+                "data/online_store.db)",
+                f"Entity table:         {data}",
+                f"Training set:         {sets[-1] if sets else '-'}  (its lineage: Parquet metadata 'feast')",
+            ]
     lines.append(f"Total wall time:      {seconds:.0f} s")
     return "\n".join(lines)
 
