@@ -68,14 +68,16 @@ def load_pipeline(name: str, *, retries: bool = True):
     Without a GPU the training step runs in the CPU runtime image instead of the GPU trainer
     image (same code; TensorFlow trains on the CPU). With ``retries=False`` the tasks' retry
     policies are left out, so a broken input fails at once instead of after the backoff meant
-    for a lost pod. Nothing else in the spec changes.
+    for a lost pod. Training is the one-worker branch (see ``_first_branch_artifacts``).
+    Nothing else in the spec changes.
     """
     spec = (PIPELINES_DIR / f"{name}.yaml").read_text()
     if images.TRAINER_GPU in spec and not gpu_available():
         logger.info("no GPU here: training runs in %s instead of %s", images.RUNTIME, images.TRAINER_GPU)
         spec = spec.replace(images.TRAINER_GPU, images.RUNTIME)
+    spec = _edit_documents(spec, _first_branch_artifacts)
     if not retries:
-        spec = _without_retries(spec)
+        spec = _edit_documents(spec, _without_retries)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(spec)
     try:
@@ -84,15 +86,32 @@ def load_pipeline(name: str, *, retries: bool = True):
         os.unlink(f.name)
 
 
-def _without_retries(spec: str) -> str:
-    """The spec with every task's ``retryPolicy`` removed (all YAML documents kept)."""
+def _edit_documents(spec: str, edit) -> str:
+    """The spec with ``edit`` applied to each of its YAML documents (all kept, in order)."""
+    return yaml.safe_dump_all([edit(doc) for doc in yaml.safe_load_all(spec)], sort_keys=False)
 
-    def strip(node):
-        if isinstance(node, dict):
-            return {key: strip(value) for key, value in node.items() if key != "retryPolicy"}
-        return [strip(item) for item in node] if isinstance(node, list) else node
 
-    return yaml.safe_dump_all([strip(doc) for doc in yaml.safe_load_all(spec)], sort_keys=False)
+def _without_retries(node):
+    """``node`` with every task's ``retryPolicy`` removed."""
+    if isinstance(node, dict):
+        return {key: _without_retries(value) for key, value in node.items() if key != "retryPolicy"}
+    return [_without_retries(item) for item in node] if isinstance(node, list) else node
+
+
+def _first_branch_artifacts(document):
+    """A spec document whose ``dsl.OneOf`` artifacts come from their first branch alone.
+
+    kfp.local 2.17 resolves ``dsl.OneOf`` for parameters only: a DAG output artifact with more
+    than one selector fails the run ("Expected 1 artifact in ArtifactSelectorSpec"). The
+    training pipelines choose their training step so (``train_workers``): the first branch
+    trains in the pipeline's own task, the others hand it to a cluster's job, which a local
+    run has no cluster for. So locally the model comes from the first branch, as it does on a
+    cluster with the default ``train_workers=1``.
+    """
+    for component in (document or {}).get("components", {}).values():
+        for selector in component.get("dag", {}).get("outputs", {}).get("artifacts", {}).values():
+            selector["artifactSelectors"] = selector["artifactSelectors"][:1]
+    return document
 
 
 @dataclass

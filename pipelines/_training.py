@@ -29,6 +29,7 @@ from components import (
     resolve_inputs,
     summarize_run,
     train_model,
+    train_model_on_kubeflow,
     train_model_on_vertex,
     upload_vertex_model,
 )
@@ -68,6 +69,7 @@ INPUTS, CHECK = defaults(resolve_inputs), defaults(check_data)
 TRAIN, EVALUATE = defaults(train_model), defaults(evaluate_model)
 DEPLOY, SUMMARY = defaults(deploy_model), defaults(summarize_run)
 TRAINING_SET = defaults(build_training_set)
+TRAIN_ON_KUBEFLOW = defaults(train_model_on_kubeflow)
 
 
 def kubernetes_settings(task, enabled: bool, *, mlflow_secret: bool = False, minio: bool = False):
@@ -150,6 +152,7 @@ def build(platform: str, source: str = FILE):
         train_tolerations: list = [],  # noqa: B006
         train_workers: int = 1,
         train_machine_type: str = "n1-standard-8",
+        training_runtime: str = TRAIN_ON_KUBEFLOW["training_runtime"],
         thresholds: dict = EVALUATE["thresholds"],
         change_thresholds: dict = EVALUATE["change_thresholds"],
         max_latency_p95_ms: float = EVALUATE["max_latency_p95_ms"],
@@ -205,12 +208,16 @@ def build(platform: str, source: str = FILE):
                 {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"} (Vertex ignores it).
             train_tolerations: Kubeflow only: tolerations for the training pod, e.g.
                 [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}].
-            train_workers: Vertex only: 1 trains in the pipeline's task; N > 1 trains on a
-                Vertex AI custom job of N replicas (a chief and N - 1 workers, each with
-                accelerator_count accelerator_type GPUs, MultiWorkerMirroredStrategy; batch_size
-                is per replica). Kubeflow trains in its task for now.
+            train_workers: 1 trains in the pipeline's task; N > 1 trains on N machines with
+                MultiWorkerMirroredStrategy (batch_size is per replica), each with
+                accelerator_count accelerator_type GPUs: on Vertex a custom job of N replicas
+                (a chief and N - 1 workers), on Kubeflow a Kubeflow Trainer TrainJob of N nodes
+                (each train_cpu and train_memory; placed by training_runtime, not by
+                train_node_selector / train_tolerations).
             train_machine_type: Vertex only, with train_workers > 1: every replica's machine
                 type, e.g. n1-standard-8, g2-standard-8.
+            training_runtime: Kubeflow only, with train_workers > 1: the TrainingRuntime the
+                TrainJob runs on (manifests/trainer's kfp-ct-tensorflow, or your platform's).
             thresholds: Absolute bounds the candidate must meet, e.g. {"auc": 0.7}.
             change_thresholds: Largest allowed degradation vs production, e.g. {"auc": 0.02};
                 the task's primary metric (ROC AUC, accuracy, RMSE) is always limited to a
@@ -436,12 +443,12 @@ def gated_training(p, pod_settings: bool) -> None:
 def training_step(p, inputs, check, pod_settings: bool) -> dict:
     """Adds the training step; returns its model and eval_data outputs, for the steps after it.
 
-    With ``train_workers`` a pipeline parameter on Vertex AI, the step is a choice made at run
-    time: 1 trains in the pipeline's own task (train-model, as without the parameter), more
-    hands the training to a Vertex AI custom job of that many replicas (train-model-on-vertex,
-    same inputs and outputs); the steps after it take the model of whichever branch ran
-    (``dsl.OneOf``). Without the parameter (Kubeflow, the monitoring pipelines) it is the
-    in-task step alone.
+    With ``train_workers`` a pipeline parameter, the step is a choice made at run time: 1
+    trains in the pipeline's own task (train-model, as without the parameter), more hands the
+    training to the platform's distributed job of that many workers (train-model-on-vertex, a
+    Vertex AI custom job; train-model-on-kubeflow, a Kubeflow Trainer TrainJob; same inputs and
+    outputs); the steps after it take the model of whichever branch ran (``dsl.OneOf``).
+    Without the parameter (the monitoring pipelines) it is the in-task step alone.
     """
     arguments = dict(
         schema=check.outputs["schema"],
@@ -460,20 +467,37 @@ def training_step(p, inputs, check, pod_settings: bool) -> dict:
         mlflow_tracking_uri=p.mlflow_tracking_uri,
     )
     workers = getattr(p, "train_workers", 1)
-    if pod_settings or not isinstance(workers, PipelineChannel):
+    if not isinstance(workers, PipelineChannel):
         return in_task_training(p, arguments, pod_settings).outputs
     with dsl.If(workers == 1, name="one-worker"):
         one = in_task_training(p, arguments, pod_settings)
     with dsl.Else(name="several-workers"):
-        several = train_model_on_vertex(
-            **arguments,
-            replica_count=workers,
-            machine_type=p.train_machine_type,
-            accelerator_type=p.accelerator_type,
-            accelerator_count=p.accelerator_count,
-            trainer_image=images.TRAINER_GPU,  # the registry images.use points at, compiled in
-            pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        )
+        if pod_settings:
+            several = train_model_on_kubeflow(
+                **arguments,
+                num_nodes=workers,
+                cpu_per_node=p.train_cpu,
+                memory_per_node=p.train_memory,
+                gpus_per_node=p.accelerator_count,
+                gpu_resource=p.accelerator_type,  # Kubeflow's is the resource name, nvidia.com/gpu
+                training_runtime=p.training_runtime,
+                trainer_image=images.TRAINER_GPU,  # the registry images.use points at, compiled in
+                pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                pipeline_task_name=dsl.PIPELINE_TASK_NAME_PLACEHOLDER,
+            )
+            # The launcher stages the job's spec and outputs beside its model artifact (MinIO);
+            # the nodes get the MLflow and MinIO secrets as references from it.
+            kubernetes_settings(several, pod_settings, minio=True)
+        else:
+            several = train_model_on_vertex(
+                **arguments,
+                replica_count=workers,
+                machine_type=p.train_machine_type,
+                accelerator_type=p.accelerator_type,
+                accelerator_count=p.accelerator_count,
+                trainer_image=images.TRAINER_GPU,  # the registry images.use points at, compiled in
+                pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            )
         several.set_retry(**TRAIN_RETRY)  # a retry waits for its job, or resumes in a new one
     return {name: dsl.OneOf(one.outputs[name], several.outputs[name]) for name in ("model", "eval_data")}
 

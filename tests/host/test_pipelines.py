@@ -126,8 +126,11 @@ def test_a_good_run_is_eight_tasks_and_every_gate_is_recorded(training):
     """Fewer tasks (issue 16): one live input step, the data check in one task, the model and
     deployment gates recording their own verdicts; the summary still lists every gate."""
     name, (spec, *_) = training
-    # Off by default: the upload, and training on a Vertex AI custom job (train_workers > 1).
-    optional = ["train-model-on-vertex", "upload-vertex-model"] if name == "training_vertex" else []
+    # Off by default: the upload, and training on a Vertex AI custom job or a Kubeflow TrainJob
+    # (train_workers > 1).
+    optional = ["train-model-on-kubeflow"]
+    if name == "training_vertex":
+        optional = ["train-model-on-vertex", "upload-vertex-model"]
     assert executed_tasks(spec) == sorted([
         "check-data", "deploy-model", "evaluate-model", "record-verdict", "register-model",
         "resolve-inputs", "summarize-run", "train-model", *optional,
@@ -287,7 +290,60 @@ def test_vertex_trains_on_a_custom_job_when_asked_for_several_workers():
         assert model.endswith("condition-branches-3-oneof-1"), name
 
 
-def test_the_single_worker_step_is_the_same_on_both_platforms_and_kubeflow_has_no_launcher():
+def test_kubeflow_trains_on_a_trainjob_when_asked_for_several_workers():
+    spec, platform = load("training")
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["train_workers"]["defaultValue"] == 1
+    assert parameters["training_runtime"]["defaultValue"] == "kfp-ct-tensorflow"  # manifests/trainer
+    tasks = all_tasks(spec)
+    by_name = {t["taskInfo"]["name"]: t for t in tasks.values()}
+    one, several = by_name["one-worker"], by_name["several-workers"]
+    workers = "int(inputs.parameter_values['pipelinechannel--train_workers'])"
+    assert one["triggerPolicy"]["condition"] == f"{workers} == 1"
+    assert enclosing(spec, "train-model")[0] == one["componentRef"]["name"]
+    assert enclosing(spec, "train-model-on-kubeflow")[0] == several["componentRef"]["name"]
+    assert enclosing(spec, "train-model")[1:] == enclosing(spec, "train-model-on-kubeflow")[1:]
+    assert "train-model-on-vertex" not in tasks
+    assert "train-model-on-kubeflow" not in all_tasks(load("training_vertex")[0])
+    # The TrainJob's shape from the pipeline's parameters: nodes, each node's CPU, memory and
+    # GPUs (Kubeflow's accelerator_type is the resource name), the runtime, the run's labels.
+    launcher = tasks["train-model-on-kubeflow"]
+    inputs = launcher["inputs"]["parameters"]
+    for given, parameter in {
+        "num_nodes": "train_workers", "cpu_per_node": "train_cpu", "memory_per_node": "train_memory",
+        "gpus_per_node": "accelerator_count", "gpu_resource": "accelerator_type",
+        "training_runtime": "training_runtime",
+    }.items():
+        assert inputs[given] == {"componentInputParameter": f"pipelinechannel--{parameter}"}, given
+    assert inputs["trainer_image"]["runtimeValue"]["constant"] == images.TRAINER_GPU
+    assert inputs["pipeline_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+    assert inputs["pipeline_task_name"]["runtimeValue"]["constant"] == "{{$.pipeline_task_name}}"
+    assert executor(spec, launcher)["image"] == images.RUNTIME
+    assert "resources" not in executor(spec, launcher)  # the TrainJob's nodes have the GPUs
+    assert launcher["retryPolicy"] == tasks["train-model"]["retryPolicy"]  # a retry adopts its job
+    # The launcher writes the job's spec to, and collects its outputs from, KFP's MinIO.
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    (secret,) = executors[launcher["componentRef"]["name"].replace("comp-", "exec-")]["secretAsEnv"]
+    assert secret["secretName"] == "mlpipeline-minio-artifact" and secret["optional"] is True
+    # Same training inputs in both branches, and the steps after take whichever model ran.
+    train, declared = tasks["train-model"], spec["components"]["comp-train-model"]["inputDefinitions"]
+    for kind in ("parameters", "artifacts"):
+        given = {k: v for k, v in train["inputs"][kind].items() if k in declared[kind]}
+        assert given and given == {k: launcher["inputs"][kind][k] for k in given}, kind
+    branches = spec["components"][enclosing(spec, "train-model")[1]]
+    producers = {
+        key: sorted(s["outputArtifactKey"] for s in v["artifactSelectors"])
+        for key, v in branches["dag"]["outputs"]["artifacts"].items()
+    }
+    assert sorted(producers.values()) == [
+        ["pipelinechannel--train-model-eval_data", "pipelinechannel--train-model-on-kubeflow-eval_data"],
+        ["pipelinechannel--train-model-model", "pipelinechannel--train-model-on-kubeflow-model"],
+    ]
+    model = tasks["evaluate-model"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]
+    assert model["producerTask"] == enclosing(spec, "train-model")[1].removeprefix("comp-")
+
+
+def test_the_single_worker_step_is_the_same_on_both_platforms():
     vertex, kubeflow = load("training_vertex")[0], load("training")[0]
     for spec in (vertex, kubeflow):
         reference = executor(kubeflow, all_tasks(kubeflow)["train-model"])
@@ -297,8 +353,8 @@ def test_the_single_worker_step_is_the_same_on_both_platforms_and_kubeflow_has_n
         assert set(vertex_train["inputs"][kind]) == set(kubeflow_train["inputs"][kind])
     assert vertex_train["retryPolicy"] == kubeflow_train["retryPolicy"]
     assert vertex_train["cachingOptions"] == kubeflow_train["cachingOptions"]
-    assert "train-model-on-vertex" not in all_tasks(kubeflow)
-    assert enclosing(kubeflow, "train-model")[0] == dags_of(kubeflow)["evaluate-model"]  # no branches
+    # Both in the one-worker branch of the same branch group.
+    assert enclosing(kubeflow, "train-model")[2] == dags_of(kubeflow)["evaluate-model"]
 
 
 @pytest.fixture(

@@ -32,3 +32,33 @@ def test_a_local_run_can_leave_out_the_retries_and_nothing_else():
         task.ClearField("retry_policy")
         assert task == tasks(without)[name], name
     assert with_retries.platform_spec == without.platform_spec  # Kubeflow's second document kept
+
+
+
+def test_a_local_run_takes_the_model_of_the_in_task_training_branch():
+    """kfp.local 2.17 cannot resolve a dsl.OneOf over artifacts; locally the model and eval
+    data come from the one-worker branch (train-model) alone, the golden keeps both."""
+    import yaml
+    from google.protobuf import json_format
+
+    def selected(spec: dict) -> dict[str, list[str]]:
+        """DAG output artifact -> the tasks whose output it selects, for the branches' outputs."""
+        return {
+            key: [s["producerSubtask"] for s in value["artifactSelectors"]]
+            for component in spec["components"].values()
+            for key, value in component.get("dag", {}).get("outputs", {}).get("artifacts", {}).items()
+            if "oneof" in key
+        }
+
+    golden = next(yaml.safe_load_all((local.PIPELINES_DIR / "training.yaml").read_text()))
+    loaded = json_format.MessageToDict(local.load_pipeline("training").pipeline_spec)
+    both, first = selected(golden), selected(loaded)
+    assert len(both) == 2 and all(len(producers) == 2 for producers in both.values())  # model, eval_data
+    assert first == {key: producers[:1] for key, producers in both.items()}
+    tasks = {
+        name: task for component in golden["components"].values()
+        for name, task in component.get("dag", {}).get("tasks", {}).items()
+    }
+    for (producer,) in first.values():  # the branch whose DAG runs train-model in the task
+        branch = golden["components"][tasks[producer]["componentRef"]["name"]]
+        assert "train-model" in branch["dag"]["tasks"]
