@@ -130,6 +130,11 @@ def running_job(fake: FakeKube) -> tuple[str, list] | None:
     return (name, job.nodes) if all(n.phase() == "Running" for n in job.nodes) else None
 
 
+def deleted(requests: list[dict]) -> list[str]:
+    """The TrainJobs deleted, in order."""
+    return [r["path"].split("?")[0].rsplit("/", 1)[1] for r in requests if r["method"] == "DELETE"]
+
+
 def calls(fake: FakeKube) -> set[tuple[str, str, str]]:
     return {request_attributes(r["method"], r["path"])[:3] for r in fake.requests}
 
@@ -181,9 +186,9 @@ def test_two_nodes_train_and_the_outputs_come_back_into_the_task(trained):
 def test_the_retry_adopts_the_job_its_lost_attempt_created_and_deletes_it_at_the_end(trained):
     assert len(trained["created"]) == 1  # created once, by the first attempt; never again
     assert "adopting TrainJob" in trained["retry"].text()
-    deletes = [r for r in trained["requests"] if r["method"] == "DELETE"]
-    assert [r["path"].split("?")[0].rsplit("/", 1)[1] for r in deletes] == [trained["name"]]
-    assert deletes[0]["body"]["propagationPolicy"] == "Foreground"
+    assert deleted(trained["requests"]) == [trained["name"]]
+    (delete,) = [r for r in trained["requests"] if r["method"] == "DELETE"]
+    assert delete["body"]["propagationPolicy"] == "Foreground"
     assert trained["left"] == {}
 
 
@@ -263,16 +268,41 @@ def test_an_evicted_node_fails_the_step_naming_the_pod_and_the_job_is_deleted(st
         assert not (tmp_path / "task" / "model").exists()
 
 
-def test_a_terminated_task_deletes_its_trainjob(store, tmp_path):
+def test_a_retry_replaces_its_failed_job_and_a_terminated_task_deletes_the_new_one(store, tmp_path):
+    from kubernetes import client, config
+
+    from components.train_model_on_kubeflow import runtime
+
     with cluster(tmp_path) as fake:
-        launcher = Launcher(tmp_path / "task", fake, store, "attempt1")
-        wait_until(lambda: running_job(fake), "the TrainJob's nodes running", launcher)
+        # The earlier attempt's job failed and was left behind (its launcher lost before cleanup).
+        model_uri = f"minio://{store}/task/model"
+        failed = runtime.trainjob(
+            runtime.trainjob_name(model_uri), NS, spec_uri="", image="", num_nodes=1, cpu_per_node="1",
+            memory_per_node="1Gi", gpus_per_node=0, gpu_resource="", training_runtime="kfp-ct-tensorflow",
+            training_runtime_kind="TrainingRuntime", pipeline_run_id=RUN_ID, pipeline_task_name="",
+            model_uri=model_uri, environ={},
+        )
+        failed["spec"]["trainer"]["command"] = ["sh", "-c", "exit 3"]
+        kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
+        api = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
+        where = (runtime.GROUP, runtime.VERSION, NS, runtime.PLURAL)
+        api.create_namespaced_custom_object(*where, failed)
+        name = failed["metadata"]["name"]
+        deadline = time.monotonic() + WAIT_S
+        while not runtime._terminal(api.get_namespaced_custom_object(*where, name)):
+            assert time.monotonic() < deadline, "the failed job never failed"
+            time.sleep(0.1)
+
+        launcher = Launcher(tmp_path / "task", fake, store, "attempt2")
+        wait_until(lambda: len(fake.trainer.created) == 2 and running_job(fake), "a new job", launcher)
         _, nodes = running_job(fake)
         launcher.proc.send_signal(signal.SIGTERM)  # what KFP does to a terminated run's pod
         assert launcher.wait() != 0
-        assert "SIGTERM: this task was terminated; deleting its TrainJob" in launcher.text()
+        log = launcher.text()
+        assert f"TrainJob {NS}/{name} of an earlier attempt failed (FailedJobs" in log
+        assert "SIGTERM: this task was terminated; deleting its TrainJob" in log
         assert fake.trainer.jobs == {}
-        assert [r["method"] for r in fake.requests if r["method"] != "GET"] == ["POST", "DELETE"]
+        assert deleted(fake.requests) == [name, name]  # the failed one, then its replacement
         assert all(n.ended() for n in nodes)
 
 
