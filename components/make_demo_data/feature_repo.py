@@ -17,8 +17,9 @@ creates, so a Feast user recognises it and ``feast apply`` / ``feast materialize
 The daily features move every day and collapse once a customer has churned (a churned
 customer stops logging in), so a training set that joined a value from after a label's event
 time would learn from the future: the point-in-time join is what keeps that out, and the
-tests can see it. Values depend on ``seed`` alone; ``end`` only places them in time. Nothing
-here imports Feast: the files are plain YAML, Python source and Parquet.
+tests can see it. Values depend on ``seed`` alone; ``end`` only places them in time. Writing
+imports no Feast (the files are plain YAML, Python source and Parquet); ``python -m
+components.make_demo_data.feature_repo ROOT --apply`` also registers them, in the runtime image.
 """
 
 from __future__ import annotations
