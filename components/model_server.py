@@ -281,6 +281,9 @@ def _model_classes(
             self.online = online_features.OnlineFeatures(record, feature_repo) if record else None
             # Entity keys travel with a request (and into its log) but are not the model's inputs.
             self.keys_only = set(self.online.entity_keys) - set(self.inputs) if self.online else set()
+            # Concurrent requests' lookups are joined into one store call, as their model calls are.
+            wait_s = max_batch_wait_ms / 1000
+            self.lookups = Batcher(self.online.lookup_rows, max_batch_rows, wait_s) if self.online else None
             signature = self.loaded.signatures[model_io.SIGNATURE]
             _, input_specs = signature.structured_input_signature
             self.input_types = [tensor_metadata(n, spec) for n, spec in input_specs.items()]
@@ -375,7 +378,7 @@ def _model_classes(
             try:
                 rows, columns = self._rows(payload)
                 if self.online is not None:  # what a request lacks, from the online store
-                    rows, columns, found = self._online_features(rows, columns)
+                    rows, columns, found = await self._online_features(rows, columns)
                 flags = self._checked(rows, columns)
                 if self.online is not None:
                     flags = [a + b for a, b in zip(found, flags, strict=True)]
@@ -410,16 +413,14 @@ def _model_classes(
             # TF Serving's answer, plus "flags" (one list per row) only when something was flagged.
             return {"predictions": predictions.tolist(), **({"flags": flags} if flagged else {})}
 
-        def _online_features(self, rows, columns):
+        async def _online_features(self, rows, columns):
             """The request completed from the online store, and the flags of what it delivered."""
             try:
-                if rows is not None:
-                    rows, found = self.online.complete_rows(rows)
-                else:
-                    columns, found = self.online.complete_columns(columns)
+                needy, entities = self.online.wanted(rows, columns)
             except online_features.EntityKeyError as exc:
                 raise InvalidInput(str(exc)) from exc
-            return rows, columns, found
+            fetched = await self.lookups.predict(entities, len(needy)) if needy else []
+            return self.online.fill(rows, columns, needy, fetched)
 
         def _log(self, request_id, started, rows, columns, outputs, flags, status, error) -> None:
             if writer is None:

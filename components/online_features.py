@@ -8,7 +8,8 @@ model uses) and the entity keys. ``OnlineFeatures`` opens that repository (or th
 server is told to use: production's online store is whatever its ``feature_store.yaml``
 names), checks every reference against the registry when the model loads, and completes a
 request whose rows carry only entity keys (and any request-time features): one
-``get_online_features`` call per request, however many rows it has.
+``get_online_features`` call per request, however many rows it has (the server joins
+concurrent requests into one call, as it joins their model calls).
 
 Every value the store did not deliver as current is served but flagged, in the same per-row
 flag lists the request contract uses (``{"feature", "flag", "value", "expected"}``):
@@ -134,52 +135,60 @@ class OnlineFeatures:
     def _flag(name: str, flag: str, value, expected) -> dict:
         return {"feature": name, "flag": flag, "value": value, "expected": expected}
 
-    def complete_rows(self, rows: list[dict]) -> tuple[list[dict], list[list[dict]]]:
-        """v1 rows with every online feature a row lacks filled in from the store, and the
-        flags of the values filled in. A row that carries every feature is left as it is
-        (no lookup when none lacks one); the entity keys stay in the rows.
+    def lookup_rows(self, entities: dict) -> list[tuple[dict, list[dict]]]:
+        """``lookup`` per row: ``({feature: value}, flags)`` for every row of ``entities``
+        (``{entity key: array}``, as the model server's ``Batcher`` joins concurrent requests)."""
+        values, flags = self.lookup({key: keys.tolist() for key, keys in entities.items()})
+        return [({name: values[name][i] for name in self.names}, flags[i]) for i in range(len(flags))]
+
+    def wanted(self, rows: list[dict] | None, columns: dict[str, list] | None) -> tuple[list[int], dict]:
+        """What a request (v1 ``rows``, or ``columns``: v2 tensors, v1 columnar) lacks: the
+        indices of the rows to complete and their entity keys ``{key: array}``; no rows when
+        it carries every online feature. A row lacks a feature it does not name; columns
+        lack the features they have no column for.
 
         Raises:
-            EntityKeyError: a row that needs a lookup lacks an entity key or has a wrong-typed one.
+            EntityKeyError: a row to complete lacks an entity key or has a wrong-typed one.
         """
-        needy = [i for i, row in enumerate(rows) if any(name not in row for name in self.names)]
-        flags: list[list[dict]] = [[] for _ in rows]
-        if not needy:
-            return rows, flags
+        import numpy as np
+
+        if rows is not None:
+            needy = [i for i, row in enumerate(rows) if any(name not in row for name in self.names)]
+            present = [{k for k in self.entity_keys if k in rows[i]} for i in needy]
+        else:
+            count = len(next(iter(columns.values()), []))
+            needy = list(range(count)) if any(name not in columns for name in self.names) else []
+            present = [{k for k in self.entity_keys if k in columns}] * len(needy)
         entities = {}
         for key in self.entity_keys:
-            missing = [i for i in needy if key not in rows[i]]
+            missing = [i for i, keys in zip(needy, present, strict=True) if key not in keys]
             if missing:
                 raise EntityKeyError(
-                    f"row {missing[0]}: entity key {key!r} is missing; a row that does not carry "
+                    f"row {missing[0]}: entity key {key!r} is missing; a request that does not carry "
                     f"every feature {self.names} needs {self.entity_keys} to look them up"
                 )
-            entities[key] = self._keys(key, [rows[i][key] for i in needy], needy)
-        fetched, found = self.lookup(entities)
-        completed = list(rows)
-        for at, i in enumerate(needy):
-            absent = {name for name in self.names if name not in rows[i]}
-            completed[i] = {**{name: fetched[name][at] for name in self.names if name in absent}, **rows[i]}
-            flags[i] = [flag for flag in found[at] if flag["feature"] in absent]
-        return completed, flags
+            values = [rows[i][key] for i in needy] if rows is not None else columns[key]
+            entities[key] = np.array(self._keys(key, values, needy))
+        return needy, entities
 
-    def complete_columns(self, columns: dict[str, list]) -> tuple[dict[str, list], list[list[dict]]]:
-        """Columns (v2 tensors, v1 columnar) with every online feature they lack added, and
-        the flags of the values added."""
-        rows = len(next(iter(columns.values()), []))
+    def fill(self, rows, columns, needy: list[int], fetched: list) -> tuple:
+        """The request completed with ``fetched`` (``lookup_rows`` of ``wanted``'s keys):
+        ``(rows, columns, flags per row)``; what the request carries is kept as sent, and
+        only the values filled in are flagged."""
+        if rows is not None:
+            flags: list[list[dict]] = [[] for _ in rows]
+            completed = list(rows)
+            for (values, found), i in zip(fetched, needy, strict=True):
+                absent = {name for name in self.names if name not in rows[i]}
+                completed[i] = {**{name: values[name] for name in self.names if name in absent}, **rows[i]}
+                flags[i] = [flag for flag in found if flag["feature"] in absent]
+            return completed, None, flags
+        if not needy:
+            return None, columns, [[] for _ in next(iter(columns.values()), [])]
         absent = [name for name in self.names if name not in columns]
-        if not absent:
-            return columns, [[] for _ in range(rows)]
-        missing = [key for key in self.entity_keys if key not in columns]
-        if missing:
-            raise EntityKeyError(
-                f"entity keys {missing} are missing; a request without every feature "
-                f"{self.names} needs {self.entity_keys} to look them up"
-            )
-        entities = {key: self._keys(key, columns[key], range(rows)) for key in self.entity_keys}
-        fetched, found = self.lookup(entities)
-        flags = [[flag for flag in row if flag["feature"] in absent] for row in found]
-        return {**columns, **{name: fetched[name] for name in absent}}, flags
+        added = {name: [values[name] for values, _ in fetched] for name in absent}
+        flags = [[flag for flag in found if flag["feature"] in absent] for _, found in fetched]
+        return None, {**columns, **added}, flags
 
     def _keys(self, key: str, values: list, rows) -> list:
         """Entity key values as Feast takes them (the key's type), or EntityKeyError."""

@@ -148,6 +148,20 @@ def test_entity_keys_alone_are_served_the_offline_prediction(server, model_dir, 
     np.testing.assert_allclose(answer["outputs"][0]["data"], offline, rtol=0, atol=1e-6)
 
 
+def test_concurrent_requests_each_get_their_own_customers_features(server, model_dir, now_rows):
+    """A burst of one-customer requests (their lookups joined into few store calls, as their
+    model calls are): every answer is its own customer's offline prediction."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    offline = model_io.predict(model_dir, now_rows)
+    keys = [int(k) for k in now_rows[KEY]]
+    with ThreadPoolExecutor(len(keys)) as pool:
+        answers = list(pool.map(lambda k: v1(server, [{KEY: k}]), keys))
+
+    assert [status for status, _ in answers] == [200] * len(keys)
+    np.testing.assert_allclose([a["predictions"][0] for _, a in answers], offline, rtol=0, atol=1e-6)
+
+
 def test_what_a_request_carries_is_used_and_a_full_row_needs_no_key(server, model_dir, now_rows):
     row = now_rows.iloc[[3]].reset_index(drop=True)
     changed = row.assign(sessions_7d=0, plan="premium")
