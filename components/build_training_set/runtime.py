@@ -57,9 +57,15 @@ def run(
     if len(set(names)) != len(names):
         raise ValueError(f"features {refs} repeat a feature name; the training set names columns by feature")
 
-    joined = store.get_historical_features(
-        entity_df=entities.rename(columns={column: FEAST_TIMESTAMP}), features=selection
-    ).to_df()
+    try:
+        joined = store.get_historical_features(
+            entity_df=entities.rename(columns={column: FEAST_TIMESTAMP}), features=selection
+        ).to_df()
+    except (ValueError, TypeError) as exc:  # e.g. string keys against an int64 entity
+        types = {key: str(entities[key].dtype) for key in keys}
+        raise ValueError(
+            f"Feast could not join entity table {entity_table_uri!r} (keys {types}): {exc}"
+        ) from exc
     # Every entity row stays, with its features joined back by (keys, event time): Feast's file
     # offline store drops an entity row whose candidate rows all lie outside [event - TTL,
     # event] (a value only from after the event, or too old) instead of leaving it null, and

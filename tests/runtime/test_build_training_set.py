@@ -166,8 +166,10 @@ def test_bad_feature_selections_are_named(repo, tmp_path, arguments, message):
         ("user,event_timestamp,churned\n1001,2026-05-25T10:00:00,0\n",
          "lacks the entity key column \\['customer_id'\\]"),
         ("customer_id,event_timestamp,churned\n", "has no rows"),
+        ("customer_id,event_timestamp,churned\nC1001,2026-05-25T10:00:00,0\n",
+         "could not join entity table .*'customer_id': 'object'.*object and int64"),
     ],
-    ids=["no-timestamp-column", "not-a-timestamp", "numbers", "missing-time", "no-key", "empty"],
+    ids=["no-timestamp-column", "not-a-timestamp", "numbers", "missing-time", "no-key", "empty", "key-type"],
 )
 def test_bad_entity_tables_are_named(repo, tmp_path, table, message):
     (tmp_path / "labels.csv").write_text(table)
