@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(statistics training serving)
+[ ${#names[@]} -gt 0 ] || names=(statistics training serving feature_serving)
 mkdir -p bench/results
 for name in "${names[@]}"; do
   printf '\n==> bench/%s.py\n' "$name" >&2
