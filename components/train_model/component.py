@@ -51,7 +51,9 @@ def train_model(
         model: Output SavedModel folder in the TF-Serving layout (<model>/1/saved_model.pb),
             signature serving_default (one [None] input per feature; output "predictions").
             Metadata: framework, task, label, features {name: float|int|string}, classes,
-            serving_version, data_hash (the data's fingerprint), data_uri, mlflow_run_id.
+            serving_version, data_hash (the data's fingerprint), data_uri, mlflow_run_id;
+            feature_refs when the data is a feature store's training set (its record is also
+            in <model>/1/assets.extra/feature_store.json, what serving looks features up by).
         eval_data: Output held-out split as Parquet (raw columns, label included).
         metrics: Output final eval metrics (loss, auc/accuracy or mae/rmse), epochs,
             examples_per_second, row counts.
