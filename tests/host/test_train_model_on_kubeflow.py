@@ -115,3 +115,43 @@ def test_bad_arguments_are_refused_by_name_before_any_call(bad, named):
     )
     with pytest.raises(ValueError, match=named):
         runtime.run(**{**arguments, **bad})
+
+
+def test_a_failed_pods_state_says_how_it_ended():
+    from kubernetes import client as k8s
+
+    from components.train_model_on_kubeflow import runtime
+
+    def pod(status: k8s.V1PodStatus) -> k8s.V1Pod:
+        labels = {runtime.INDEX_LABEL: "1"}
+        return k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="train-1-node-0-1-x", labels=labels), status=status)
+
+    def container(state: k8s.V1ContainerState) -> list:
+        return [k8s.V1ContainerStatus(
+            name="node", image="i", image_id="", ready=False, restart_count=0, state=state
+        )]
+
+    def ended(code: int) -> list:
+        terminated = k8s.V1ContainerStateTerminated(exit_code=code, reason="Error")
+        return container(k8s.V1ContainerState(terminated=terminated))
+
+    killed = pod(k8s.V1PodStatus(phase="Failed", container_statuses=ended(137)))
+    assert runtime._pod_state(killed) == (
+        "Failed, exit code 137 (Error): killed (SIGKILL: out of memory, evicted or preempted)"
+    )
+    assert runtime._failed(killed) and runtime._index(killed) == 1
+    preempted = pod(k8s.V1PodStatus(
+        phase="Failed", reason="Preempted", message="Preempted by a higher priority pod",
+        container_statuses=ended(143), conditions=[
+            k8s.V1PodCondition(type="DisruptionTarget", status="True", reason="PreemptionByScheduler")
+        ],
+    ))
+    assert runtime._pod_state(preempted) == (
+        "Failed, Preempted: Preempted by a higher priority pod, exit code 143 (Error): terminated (SIGTERM), "
+        "disrupted: PreemptionByScheduler"
+    )
+    waiting = k8s.V1ContainerStateWaiting(reason="ImagePullBackOff", message="no")
+    statuses = container(k8s.V1ContainerState(waiting=waiting))
+    pending = pod(k8s.V1PodStatus(phase="Pending", container_statuses=statuses))
+    assert runtime._pod_state(pending) == "Pending, waiting: ImagePullBackOff (no)"
+    assert not runtime._failed(pending)
