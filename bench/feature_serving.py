@@ -6,7 +6,8 @@ p95 at 32 concurrent clients (threads with keep-alive connections, in this proce
 the cores with the server), the paths taking turns in alternating rounds, for
 
 - the Feast online lookup alone, in process: Feast's ``get_online_features`` for the model's
-  feature references, and ``components.online_features`` (the same call plus the flags);
+  feature references, and ``components.online_features`` (the same call plus the flags), one
+  call at a time (Feast's SQLite store is not safe to call from several threads at once);
 - the local model server (``components.model_server``), v1, with a request that carries every
   feature (no lookup) next to one that carries only the entity key (lookup, then prediction),
   and the same for a 32-row request.
@@ -36,6 +37,7 @@ import os
 import random
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -168,11 +170,18 @@ def main(argv: list[str] | None = None) -> int:
     def entity(state: dict) -> int:  # a random customer each time, as in traffic
         return random.choice(ids)
 
+    # Feast's SQLite store shares one connection, which concurrent calls break ("bad parameter
+    # or other API misuse"): in-process callers take turns, as the server's lookups do.
+    one_at_a_time = threading.Lock()
+
     def feast_lookup(state):
-        online.store.get_online_features(features=online.refs, entity_rows=[{key: entity(state)}]).to_dict()
+        with one_at_a_time:
+            rows = [{key: entity(state)}]
+            online.store.get_online_features(features=online.refs, entity_rows=rows).to_dict()
 
     def our_lookup(state):
-        online.lookup({key: [entity(state)]})
+        with one_at_a_time:
+            online.lookup({key: [entity(state)]})
 
     # A request that carries everything: the store's own values for 32 customers.
     values, _ = online.lookup({key: ids[:CLIENTS]})

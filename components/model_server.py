@@ -12,6 +12,11 @@ accept it; ``Infinity`` too, the model treats any non-finite float as missing), 
 string, ``-1`` for an integer-coded category. JSON ``null`` is accepted here too (read as
 missing) but TF Serving refuses it: clients that must work on a cluster never send it.
 
+A model trained from a Feast training set (its version folder holds ``assets.extra/
+feature_store.json``, see ``online_features``) also takes rows that carry only the entity
+keys: what a row lacks comes from the online store (``--feature-repo`` names the repository,
+default the recorded one), and values missing or older than their view's ttl are flagged.
+
 Three ways to say what to serve::
 
     # a model folder (<dir>/<version>/saved_model.pb)

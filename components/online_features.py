@@ -62,6 +62,10 @@ def read_record(version_dir: str) -> dict | None:
 class OnlineFeatures:
     """The online lookup of one model: its feature references, entity keys and store.
 
+    Not safe to call from several threads at once: Feast's SQLite store shares one connection
+    (concurrent calls fail with ``sqlite3.InterfaceError``); the model server makes one lookup
+    at a time.
+
     Args:
         record: The model's feature-store record (``read_record``).
         repository: The Feast repository (path or URI) to read from instead of the record's.
