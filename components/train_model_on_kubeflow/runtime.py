@@ -59,6 +59,10 @@ SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/names
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$")
 _LABEL_VALUE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _TRANSIENT = (429, 500, 502, 503, 504)
+UNSTARTABLE = ("CreateContainerConfigError", "CreateContainerError", "InvalidImageName", "ErrImageNeverPull")
+"""Waiting reasons no wait cures (a missing secret or key, a malformed image name): the step
+fails at once instead of waiting for a job that cannot start. ImagePullBackOff is not one:
+a registry can come back."""
 _CONSECUTIVE_API_FAILURES = 10  # polls in a row the API may fail before the step gives up
 
 
@@ -422,6 +426,11 @@ def _watch(client: _Client, name: str, poll_seconds: float, max_poll_seconds: fl
                 raise TrainJobFailed(f"TrainJob {client.namespace}/{name} was deleted while it ran")
             for pod in pods:
                 _report(pod, seen)
+                if _waiting_reason(pod) in UNSTARTABLE:
+                    raise TrainJobFailed(
+                        f"TrainJob {client.namespace}/{name} cannot start: pod {pod.metadata.name} (node "
+                        f"{_index(pod)}): {_pod_state(pod)}. Fix the runtime or the secrets, then retry."
+                    )
                 if _index(pod) == 0 and pod.metadata.name not in followers and _started(pod):
                     followers[pod.metadata.name] = _LogFollower(client, pod.metadata.name)
             state = _terminal(live)
@@ -450,6 +459,13 @@ def _index(pod) -> int:
         return int((pod.metadata.labels or {}).get(INDEX_LABEL, "0"))
     except ValueError:
         return 0
+
+
+def _waiting_reason(pod) -> str:
+    for container in (pod.status.container_statuses if pod.status else None) or []:
+        if container.state and container.state.waiting:
+            return container.state.waiting.reason or ""
+    return ""
 
 
 def _started(pod) -> bool:

@@ -641,12 +641,13 @@ class _Node:
     """One node of a TrainJob: its pod (as the JobSet's Indexed Job creates it) and the real
     local process running the job's command."""
 
-    def __init__(self, pod: dict, argv: list[str], env: dict | None, log_path: Path, cwd: str | None):
+    def __init__(self, pod: dict, argv: list[str], env: dict | str, log_path: Path, cwd: str | None):
         self.pod, self.log_path = pod, log_path
         self.disruption: tuple[str, str, str] | None = None  # (pod reason, message, condition reason)
         self.deleted = False
-        self.waiting = "" if env is not None else _FATAL_WAIT
+        self.waiting = env if isinstance(env, str) else ""  # why the container cannot start
         self.process = None
+        env = None if self.waiting else env
         if env is not None:
             with open(log_path, "wb") as log:
                 self.process = subprocess.Popen(
@@ -679,7 +680,7 @@ class _Node:
         phase = self.phase()
         status: dict = {"phase": phase, "conditions": []}
         if phase == "Pending":
-            state = {"waiting": {"reason": self.waiting, "message": "a secret the pod needs is missing"}}
+            state = {"waiting": {"reason": _FATAL_WAIT, "message": self.waiting}}
         elif phase == "Running":
             state = {"running": {"startedAt": pod["metadata"]["creationTimestamp"]}}
         else:
@@ -737,7 +738,8 @@ class FakeTrainer:
       the job's ``command`` + ``args`` (else the runtime container's) as a real local process
       (the image is not pulled: the tests run in the same image). Its environment is the
       runtime container's env overlaid with the TrainJob's (``value``, ``secretKeyRef`` into
-      ``secrets``, optional ones skipped; ``fieldRef`` to the pod's name, namespace or labels),
+      ``secrets``, optional ones skipped, a missing one leaves the pod waiting with the kubelet's
+      ``CreateContainerConfigError``; ``fieldRef`` to the pod's name, namespace or labels),
       ``JOB_COMPLETION_INDEX`` (as in every Indexed Job) and ``node_env`` (what the image
       itself provides: PATH and the like). Nothing of the launcher's own environment leaks in;
     - the cluster's DNS on loopback: in env values, ``<hostname>.<subdomain>[.<ns>.svc
@@ -876,7 +878,7 @@ class FakeTrainer:
         if log:
             if node.process is None:
                 return self.fake._status(
-                    400, f'container "node" in pod "{name}" is waiting to start: {node.waiting}'
+                    400, f'container "node" in pod "{name}" is waiting to start: {_FATAL_WAIT}'
                 )
             return 200, LogStream(node, follow=query.get("follow", [""])[0].lower() in ("true", "1"))
         return 200, node.view()
@@ -936,8 +938,8 @@ class FakeTrainer:
             nodes.append(_Node(pod, argv, env, log_path, self.cwd))
         return nodes
 
-    def _environment(self, ns, pod, merged, index, subdomain, ports) -> dict[str, str] | None:
-        """The container's environment, or None when a secret it needs is missing."""
+    def _environment(self, ns, pod, merged, index, subdomain, ports) -> dict[str, str] | str:
+        """The container's environment, or the kubelet's message when a secret it needs is missing."""
         env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "PYTHONPATH") if k in os.environ}
         env.update(self.node_env)
         for name, var in merged.items():
@@ -950,7 +952,9 @@ class FakeTrainer:
                 if value is None:
                     if ref.get("optional"):
                         continue
-                    return None
+                    if ref["name"] not in self.secrets:
+                        return f'secret "{ref["name"]}" not found'
+                    return f'couldn\'t find key {ref["key"]} in Secret {ns}/{ref["name"]}'
             elif "fieldRef" in source:
                 field = source["fieldRef"]["fieldPath"]
                 meta = pod["metadata"]

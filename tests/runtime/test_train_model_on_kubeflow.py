@@ -71,10 +71,10 @@ def store(s3_server, tmp_path_factory):
         yield "kubeflow"
 
 
-def cluster(root: Path) -> FakeKube:
+def cluster(root: Path, runtimes: list[dict] = RUNTIME) -> FakeKube:
     """The fake API server with the Trainer, our TrainingRuntime and the launcher's Role."""
     trainer = FakeTrainer(
-        RUNTIME, secrets=MINIO_SECRET, workdir=root, cwd=str(ROOT),
+        runtimes, secrets=MINIO_SECRET, workdir=root, cwd=str(ROOT),
         # What the image sets for two nodes sharing two cores; TF's thread pools otherwise
         # assume the machine is theirs.
         node_env={"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
@@ -266,6 +266,25 @@ def test_an_evicted_node_fails_the_step_naming_the_pod_and_the_job_is_deleted(st
         assert fake.trainer.jobs == {}
         assert all(n.ended() for n in nodes)
         assert not (tmp_path / "task" / "model").exists()
+
+
+def test_a_job_that_cannot_start_fails_the_step_at_once_naming_why(store, tmp_path):
+    """A platform team's runtime that needs a secret the namespace lacks: the pods wait forever
+    (CreateContainerConfigError); the step says so instead of waiting with them."""
+    import copy
+
+    runtime = copy.deepcopy(RUNTIME[0])
+    pod = runtime["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    pod["containers"][0]["env"] = [
+        {"name": "TEAM_TOKEN", "valueFrom": {"secretKeyRef": {"name": "team-credentials", "key": "token"}}}
+    ]
+    with cluster(tmp_path, [runtime]) as fake:
+        launcher = Launcher(tmp_path / "task", fake, store, "attempt1")
+        assert launcher.wait() != 0
+        log = launcher.text()
+        assert "cannot start: pod train-" in log
+        assert 'waiting: CreateContainerConfigError (secret "team-credentials" not found)' in log
+        assert fake.trainer.jobs == {} and len(fake.trainer.created) == 1
 
 
 def test_a_retry_replaces_its_failed_job_and_a_terminated_task_deletes_the_new_one(store, tmp_path):
