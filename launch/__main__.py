@@ -350,6 +350,12 @@ def register_serve(subparsers) -> None:
     parser.add_argument(
         "--log-dir", type=Path, help="log every request and prediction here (what monitor_model reads)"
     )
+    parser.add_argument(
+        "--feature-repo",
+        type=Path,
+        help="Feast repository a model trained from a feature store reads its online features from "
+        "(default: the one recorded in the model)",
+    )
     parser.set_defaults(handler=_serve)
 
 
@@ -360,6 +366,7 @@ def _serve(args) -> int:
     url = local.serve_model(
         name=name, model_dir=args.model_dir, registered_model=args.registered_model or "",
         alias=args.alias, tracking_uri=args.tracking_uri, port=args.port, log_dir=args.log_dir,
+        feature_repo=args.feature_repo,
     )
     print(f"serving {name!r} at {url} (container kfp-ct-serve-{name}; stop with docker rm -f)")
     print(f"  curl {url}/v1/models/{name}")

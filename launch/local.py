@@ -354,10 +354,13 @@ def serve_model(
     tracking_uri: str = "",
     port: int = 8080,
     log_dir: Path | None = None,
+    feature_repo: Path | None = None,
 ) -> str:
     """Serves a model folder, or an MLflow registered version (alias or number), with the KServe
     model server in the runtime image on ``port`` (v1 and v2 protocols), logging every request
-    to ``log_dir`` when given. Returns its URL."""
+    to ``log_dir`` when given; a model trained from a feature store reads its online features
+    from ``feature_repo`` when given (mounted), else from the repository its record names.
+    Returns its URL."""
     if (model_dir is None) == (not registered_model):
         raise ValueError("give exactly one of a model folder or a registered model name")
     url = f"http://127.0.0.1:{port}"
@@ -365,6 +368,10 @@ def serve_model(
     command += ["--model-name", name, "--http-port", str(port)]
     mounts = _log_mount(log_dir)
     command += _log_args(log_dir)
+    if feature_repo is not None:
+        feature_repo = Path(feature_repo).resolve()
+        command += ["--feature-repo", str(feature_repo)]
+        mounts.append(feature_repo)
     if model_dir is not None:
         model_dir = Path(model_dir).resolve()
         if not model_dir.is_dir():
