@@ -70,3 +70,38 @@ def test_a_task_prints_no_known_noise_and_real_warnings_still_show(tmp_path):
     # Quieted at the source, not by filtering: warnings and logged warnings still reach stderr.
     assert "UserWarning: ct-real-warning" in done.stderr
     assert "ct-real-log-warning" in done.stderr
+
+
+def test_image_holds_no_build_leftovers():
+    # What no task runs is left out of the image (images/runtime/Dockerfile, #16 §5).
+    import importlib.util
+    import sysconfig
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    assert not (site / "tensorflow" / "include").exists()  # C++ headers for custom ops
+    suites = [p for pattern in ("*/tests", "*/*/tests") for p in site.glob(pattern)]
+    assert [p for p in suites if "feast" not in p.parts] == []  # the packages' own test suites
+    apt_cache = Path("/var/cache/apt")
+    assert not list(apt_cache.glob("archives/*.deb")) and not list(apt_cache.glob("*.bin"))
+    # Byte code stays: the tasks' user cannot write the venv, so each task would compile again.
+    assert Path(importlib.util.cache_from_source(tf.__file__)).is_file()
+
+
+def test_talking_to_mlflow_does_not_import_feast():
+    # feast registers an MLflow request-header plugin that MLflow loads on its first request
+    # (all of feast, about 3 s per task); the image drops it: none of our tasks needs its token.
+    code = (
+        "import sys\n"
+        "from mlflow.tracking.request_header import registry\n"
+        "print(sorted(type(p).__name__ for p in registry._request_header_provider_registry))\n"
+        "print('feast' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    providers, feast_imported = done.stdout.strip().splitlines()[-2:]
+    assert "FeastMLflowHeaderProvider" not in providers
+    assert feast_imported == "False"
+    import feast  # noqa: F401 - feast itself still works where it is used
