@@ -202,21 +202,38 @@ def test_the_log_holds_the_features_the_model_was_given(server, now_rows):
     assert {name: row[name] for name in FEATURES} == {name: now_rows[name][5] for name in FEATURES}
 
 
-def test_a_store_materialized_long_ago_is_flagged_stale(model_dir, now_rows, tmp_path):
-    """The model read from another repository (what the server's --feature-repo does) whose
-    online store was last loaded ten days ago: the daily features (ttl 2 days) are served but
-    flagged, the profile (ttl 10 years) is not."""
+@pytest.fixture(scope="module")
+def stale_lookup(model_dir, tmp_path_factory):
+    """The model's lookup from another repository (what the server's --feature-repo does)
+    whose online store was last loaded ten days ago."""
     long_ago = pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=10)
-    stale = applied_repo(tmp_path / "stale_repo", end=long_ago)
+    stale = applied_repo(tmp_path_factory.mktemp("stale_repo"), end=long_ago)
     record = online_features.read_record(model_io.version_dir(model_dir))
-    online = online_features.OnlineFeatures(record, repository=stale["repository"])
+    return online_features.OnlineFeatures(record, repository=stale["repository"])
 
-    values, flags = online.lookup({KEY: [int(now_rows[KEY][0])]})
+
+def test_a_store_materialized_long_ago_is_flagged_stale(stale_lookup):
+    """The daily features (ttl 2 days) are served but flagged, the profile (ttl 10 years) is not."""
+    values, flags = stale_lookup.lookup({KEY: [1001]})
 
     stale = {name: online_features.OUTSIDE_MAX_AGE for name in DAILY}
     assert {f["feature"]: f["flag"] for f in flags[0]} == stale
     assert all(f["expected"]["age_s"] > f["expected"]["max_age_s"] == 2 * 86400 for f in flags[0])
     assert all(values[name][0] is not None for name in FEATURES)  # served all the same
+
+
+def test_a_null_in_the_store_is_flagged_and_a_fresh_write_is_current(stale_lookup):
+    """A push of today's daily row (Feast's write_to_online_store) with one value null."""
+    row = {KEY: [1040], demo.EVENT_TIMESTAMP: [pd.Timestamp.now(tz="UTC")], "sessions_7d": [3],
+           "minutes_7d": [None], "support_calls_30d": [1], "days_since_login": [0], "monthly_charges": [42.5]}
+    stale_lookup.store.write_to_online_store(demo.DAILY_VIEW, pd.DataFrame(row))
+
+    values, flags = stale_lookup.lookup({KEY: [1040]})
+
+    assert {f["feature"]: f["flag"] for f in flags[0]} == {"minutes_7d": online_features.NULL_VALUE}
+    assert values["sessions_7d"] == [3]
+    minutes = values["minutes_7d"][0]
+    assert minutes is None or np.isnan(minutes)
 
 
 def test_an_unknown_feature_ref_fails_when_the_model_loads(model_dir):
