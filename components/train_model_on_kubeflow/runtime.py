@@ -70,6 +70,10 @@ class TrainJobFailed(RuntimeError):
     """The TrainJob failed: the message names its reason and each failed pod's."""
 
 
+class TrainJobConflict(KubernetesApiError):
+    """A TrainJob of this name exists but belongs to another task run: left alone."""
+
+
 class Terminated(BaseException):
     """This task was asked to stop (SIGTERM): raised in the main thread so ``finally`` runs.
     A BaseException, like KeyboardInterrupt, so no ``except Exception`` swallows it."""
@@ -106,6 +110,7 @@ def run(
     Raises:
         ValueError: a bad argument, naming it.
         TrainJobFailed: the TrainJob failed (the message names the pods and their reasons).
+        TrainJobConflict: a TrainJob of this name belongs to another task run.
         KubernetesApiError: the API refused a call (with what to grant, for a 403).
         job.JobOutputError: the job succeeded but left no outputs.
     """
@@ -127,6 +132,12 @@ def run(
     with _terminated_on_sigterm():
         try:
             _start(client, body, lambda: job.write_spec(output_uri, spec_args, schema_path=schema_path))
+        except TrainJobConflict:
+            raise  # not this task's job: never deleted from here
+        except BaseException:
+            client.delete(name)  # created, or being created, when this attempt stopped
+            raise
+        try:
             _watch(client, name, poll_seconds, max_poll_seconds)
         finally:
             client.delete(name)
@@ -362,9 +373,9 @@ def _start(client: _Client, body: dict, write_spec) -> None:
             return
         owner = ((live.get("metadata") or {}).get("annotations") or {}).get(MODEL_URI_ANNOTATION)
         if owner != model_uri:
-            raise KubernetesApiError(
+            raise TrainJobConflict(
                 f"TrainJob {client.namespace}/{name} exists but was made for {owner or 'another task'}, "
-                f"not for {model_uri}; delete it or run in another namespace", 409,
+                f"not for {model_uri}; it is left alone: delete it, or run in another namespace", 409,
             )
         if (live.get("metadata") or {}).get("deletionTimestamp"):
             time.sleep(1.0)  # the failed attempt's job is still going away

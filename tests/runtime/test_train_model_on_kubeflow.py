@@ -130,6 +130,18 @@ def running_job(fake: FakeKube) -> tuple[str, list] | None:
     return (name, job.nodes) if all(n.phase() == "Running" for n in job.nodes) else None
 
 
+def foreign_job(runtime, model_uri: str, command: list[str]) -> dict:
+    """A one-node TrainJob for ``model_uri`` running ``command``, as another launcher left it."""
+    body = runtime.trainjob(
+        runtime.trainjob_name(model_uri), NS, spec_uri="", image="", num_nodes=1, cpu_per_node="1",
+        memory_per_node="1Gi", gpus_per_node=0, gpu_resource="", training_runtime="kfp-ct-tensorflow",
+        training_runtime_kind="TrainingRuntime", pipeline_run_id=RUN_ID, pipeline_task_name="",
+        model_uri=model_uri, environ={},
+    )
+    body["spec"]["trainer"]["command"] = command
+    return body
+
+
 def deleted(requests: list[dict]) -> list[str]:
     """The TrainJobs deleted, in order."""
     return [r["path"].split("?")[0].rsplit("/", 1)[1] for r in requests if r["method"] == "DELETE"]
@@ -287,6 +299,26 @@ def test_a_job_that_cannot_start_fails_the_step_at_once_naming_why(store, tmp_pa
         assert fake.trainer.jobs == {} and len(fake.trainer.created) == 1
 
 
+def test_a_job_of_the_same_name_from_another_task_is_left_alone(store, tmp_path):
+    from kubernetes import client, config
+
+    from components.train_model_on_kubeflow import runtime
+
+    with cluster(tmp_path) as fake:
+        model_uri = f"minio://{store}/task/model"
+        foreign = foreign_job(runtime, model_uri, command=["sleep", "60"])
+        foreign["metadata"]["annotations"][runtime.MODEL_URI_ANNOTATION] = "minio://elsewhere/model"
+        kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
+        api = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
+        api.create_namespaced_custom_object(runtime.GROUP, runtime.VERSION, NS, runtime.PLURAL, foreign)
+        launcher = Launcher(tmp_path / "task", fake, store, "attempt1")
+        assert launcher.wait() != 0
+        log = launcher.text()
+        assert "TrainJobConflict" in log and "was made for minio://elsewhere/model" in log
+        assert list(fake.trainer.jobs) == [(NS, foreign["metadata"]["name"])]  # still there
+        assert deleted(fake.requests) == [] and len(fake.trainer.created) == 1
+
+
 def test_a_retry_replaces_its_failed_job_and_a_terminated_task_deletes_the_new_one(store, tmp_path):
     from kubernetes import client, config
 
@@ -295,13 +327,7 @@ def test_a_retry_replaces_its_failed_job_and_a_terminated_task_deletes_the_new_o
     with cluster(tmp_path) as fake:
         # The earlier attempt's job failed and was left behind (its launcher lost before cleanup).
         model_uri = f"minio://{store}/task/model"
-        failed = runtime.trainjob(
-            runtime.trainjob_name(model_uri), NS, spec_uri="", image="", num_nodes=1, cpu_per_node="1",
-            memory_per_node="1Gi", gpus_per_node=0, gpu_resource="", training_runtime="kfp-ct-tensorflow",
-            training_runtime_kind="TrainingRuntime", pipeline_run_id=RUN_ID, pipeline_task_name="",
-            model_uri=model_uri, environ={},
-        )
-        failed["spec"]["trainer"]["command"] = ["sh", "-c", "exit 3"]
+        failed = foreign_job(runtime, model_uri, command=["sh", "-c", "exit 3"])
         kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
         api = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
         where = (runtime.GROUP, runtime.VERSION, NS, runtime.PLURAL)
