@@ -28,6 +28,10 @@ from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
+MINIO_SECRET = "mlpipeline-minio-artifact"
+"""Kubeflow Pipelines' secret with its MinIO store's credentials, and what each key becomes."""
+MINIO_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
+
 MINIO_DEFAULT_ENDPOINT = "http://minio-service.kubeflow:9000"
 """Where Kubeflow Pipelines' MinIO answers inside the cluster (its default install)."""
 GCS_FUSE_ROOT = "/gcs/"

@@ -32,6 +32,7 @@ from components import (
     train_model_on_kubeflow,
     train_model_on_vertex,
     upload_vertex_model,
+    uris,
 )
 from components.registry import TRACKING_SECRET, TRACKING_SECRET_KEYS
 
@@ -90,8 +91,8 @@ def kubernetes_settings(task, enabled: bool, *, mlflow_secret: bool = False, min
         # The run record lives under the pipeline root, KFP's MinIO store by default.
         kubernetes.use_secret_as_env(
             task,
-            secret_name="mlpipeline-minio-artifact",
-            secret_key_to_env={"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"},
+            secret_name=uris.MINIO_SECRET,
+            secret_key_to_env=uris.MINIO_SECRET_KEYS,
             optional=True,
         )
     return task

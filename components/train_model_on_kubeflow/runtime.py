@@ -49,8 +49,6 @@ OWNER_LABELS = {
     "app.kubernetes.io/part-of": "kfp-continuous-training",
     "app.kubernetes.io/managed-by": "train-model-on-kubeflow",
 }
-MINIO_SECRET = "mlpipeline-minio-artifact"
-MINIO_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
 FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
 """Where storage is, not credentials: copied from this task to the nodes as plain values.
 Credentials reach the nodes as secret references (MLflow's secret, KFP's MinIO secret), never
@@ -190,7 +188,7 @@ def trainjob(
     env = [{"name": "TF_CONFIG", "value": json.dumps({"cluster": cluster})}]
     env += [{"name": key, "value": environ[key]} for key in FORWARDED_ENV if environ.get(key)]
     secrets = [(registry.TRACKING_SECRET, key, key) for key in registry.TRACKING_SECRET_KEYS]
-    secrets += [(MINIO_SECRET, key, variable) for key, variable in MINIO_SECRET_KEYS.items()]
+    secrets += [(uris.MINIO_SECRET, key, variable) for key, variable in uris.MINIO_SECRET_KEYS.items()]
     env += [
         {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": True}}}
         for secret, key, variable in secrets
