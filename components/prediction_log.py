@@ -6,7 +6,8 @@ A record (one line of ``<log_dir>/<model>/<YYYY-MM-DD>/<HH>-<writer>.jsonl``, UT
     {"id": request id (the client's ``x-request-id``, else generated; answered in that header),
      "time": ISO-8601 UTC, "model": name, "version": registered version ("" when unknown),
      "status": HTTP status, "latency_ms": float, "error": message or null,
-     "inputs": [{feature: value}, ...] one object per row, as received,
+     "inputs": [{feature: value}, ...] one object per row, as the model got them (a request's values,
+                completed from the online store for a model with online features),
      "outputs": [prediction, ...] one per row (P(class 1), class probabilities or a value),
      "flags": [[{"feature", "flag", "value", "expected"}, ...], ...] one list per row}
 
