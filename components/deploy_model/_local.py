@@ -35,43 +35,59 @@ def free_port() -> int:
 
 
 class LocalServer:
-    """``python -m components.model_server --model-dir ...`` as a context manager."""
+    """``python -m components.model_server --model-dir ...`` as a context manager.
 
-    def __init__(self, model_dir: str, name: str, start_timeout: float, log_path: str, args=()):
+    ``start()`` launches the process without waiting, so the server's start-up (TensorFlow,
+    KServe, the model) can overlap the caller's own work; entering waits until it is ready.
+    Without ``log_path`` the server logs into a temporary folder removed by ``stop()``.
+    """
+
+    def __init__(self, model_dir: str, name: str, start_timeout: float, log_path: str | None = None, args=()):
         self.model_dir, self.name, self.start_timeout = model_dir, name, start_timeout
         self.args = list(args)  # further model_server options, e.g. ["--log-dir", DIR]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
+        self._log_dir = None if log_path else tempfile.mkdtemp(prefix="ct-serve-")
+        self.log_path = log_path or os.path.join(self._log_dir, "server.log")
         self.process: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self) -> LocalServer:
+        if self.process is None:
+            self._log = open(self.log_path, "w")
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "components.model_server",
+                    "--model-dir",
+                    self.model_dir,
+                    "--model-name",
+                    self.name,
+                    "--http-port",
+                    str(self.port),
+                    *self.args,
+                ],
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
 
     def __enter__(self) -> LocalServer:
-        self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "components.model_server",
-                "--model-dir",
-                self.model_dir,
-                "--model-name",
-                self.name,
-                "--http-port",
-                str(self.port),
-                *self.args,
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        self.start()
         try:
             _smoke.wait_until_ready(self.url, self.name, self.start_timeout, self.process)
         except _smoke.SmokeTestError as exc:
-            self.__exit__(None, None, None)
             tail = Path(self.log_path).read_text()[-1500:]
+            self.stop()
             raise _smoke.SmokeTestError(f"{exc}; server log ends with:\n{tail}") from exc
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Ends the server (again: a no-op)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -79,7 +95,11 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
+        if self._log_dir:
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+            self._log_dir = None
 
 
 def endpoint_answers(url: str) -> bool:
@@ -146,8 +166,12 @@ def deploy(
     model_version: str,
     model_uri: str,
     verdict,
+    server: LocalServer | None = None,
 ) -> dict:
-    """Runs the local target; every step is a check in ``verdict``. Returns the outcome."""
+    """Runs the local target; every step is a check in ``verdict``. Returns the outcome.
+
+    ``server``: the candidate's server, already started on ``model_dir`` (``LocalServer.start``)
+    so that its start-up overlapped the caller's work; None starts one here."""
     outcome = {
         "name": name,
         "namespace": "local",
@@ -163,18 +187,17 @@ def deploy(
         "pointer": None,
     }
     where = f"local:{name}"
-    with tempfile.TemporaryDirectory(prefix="ct-serve-") as tmp:
-        try:
-            with LocalServer(model_dir, name, start_timeout, os.path.join(tmp, "server.log")) as server:
-                verdict.add("serve", where, "pass", f"KServe model server ready at {server.url}")
-                results = [
-                    _smoke.smoke(server.url, name, frame, offline, tolerance, protocol="v1", dtypes=dtypes),
-                    _smoke.smoke(server.url, name, frame, offline, tolerance, protocol="v2", dtypes=dtypes),
-                ]
-        except _smoke.SmokeTestError as exc:
-            verdict.add("serve", where, "fail", f"the model server did not start: {exc}")
-            outcome["action"] = "failed"
-            return outcome
+    try:
+        with server or LocalServer(model_dir, name, start_timeout) as server:
+            verdict.add("serve", where, "pass", f"KServe model server ready at {server.url}")
+            results = [
+                _smoke.smoke(server.url, name, frame, offline, tolerance, protocol="v1", dtypes=dtypes),
+                _smoke.smoke(server.url, name, frame, offline, tolerance, protocol="v2", dtypes=dtypes),
+            ]
+    except _smoke.SmokeTestError as exc:
+        verdict.add("serve", where, "fail", f"the model server did not start: {exc}")
+        outcome["action"] = "failed"
+        return outcome
     for protocol, result in zip(("v1", "v2"), results, strict=True):
         verdict.add(
             f"smoke-test-{protocol}",

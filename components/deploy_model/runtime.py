@@ -185,85 +185,102 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_manifest(out_dir / "inferenceservice.yaml", desired)
 
-    loaded = model_io.load(model_dir)
-    frame, dtypes = smoke_frame(eval_data_path, loaded, smoke_rows)
-    offline = model_io.predict(loaded, frame)
-    verdict = Verdict(gate=GATE)
-    verdict.notes.append(f"target {target}; model {uri}; {len(frame)} smoke rows; tolerance {tolerance:g}")
-
-    error: Exception | None = None
-    evaluated_against = _evaluated_against(blessing_path)
-    if registered_model_name:
-        reconcile_production(
-            mlflow_tracking_uri,
-            registered_model_name,
-            _serving_version(target, service_name, namespace, kubeconfig, local_serving_dir),
-            verdict,
+    # target=local: the candidate's server starts first, so its start-up (TensorFlow, KServe, the
+    # model) overlaps this task's own (the model, the offline predictions, MLflow) instead of
+    # following it; the smoke test waits for it to be ready, as before.
+    server = None
+    if target == "local":
+        server = _local.LocalServer(model_dir, service_name, ready_timeout_seconds).start()
+    try:
+        loaded = model_io.load(model_dir)
+        frame, dtypes = smoke_frame(eval_data_path, loaded, smoke_rows)
+        offline = model_io.predict(loaded, frame)
+        verdict = Verdict(gate=GATE)
+        verdict.notes.append(
+            f"target {target}; model {uri}; {len(frame)} smoke rows; tolerance {tolerance:g}"
         )
-    if registered_model_name and not production_check(
-        mlflow_tracking_uri, registered_model_name, str(model_version), evaluated_against, verdict
-    ):
-        outcome = {"name": service_name, "healthy": False, "action": "refused"}
-    elif target == "local":
-        if soak.enabled:
-            verdict.add(
-                "canary-soak",
-                service_name,
-                WARN,
-                "the local target has no traffic split to soak a canary in: the pointer swaps after the "
-                "smoke test (canary_soak_seconds and canary_min_requests apply to target=kserve)",
-            )
-        outcome = _local.deploy(
-            model_dir=model_dir,
-            name=service_name,
-            frame=frame,
-            offline=offline,
-            dtypes=dtypes,
-            tolerance=tolerance,
-            start_timeout=ready_timeout_seconds,
-            serving_dir=local_serving_dir,
-            endpoint=local_endpoint,
-            model_version=str(model_version),
-            model_uri=uri,
-            verdict=verdict,
-        )
-    else:
 
-        def smoke(url: str):
-            if not url:
-                return _smoke.SmokeResult(False, url, len(frame), None, "the InferenceService reports no URL")
-            return _smoke.smoke(url, service_name, frame, offline, tolerance, protocol="v1", dtypes=dtypes)
+        error: Exception | None = None
+        evaluated_against = _evaluated_against(blessing_path)
+        if registered_model_name:
+            reconcile_production(
+                mlflow_tracking_uri,
+                registered_model_name,
+                _serving_version(target, service_name, namespace, kubeconfig, local_serving_dir),
+                verdict,
+            )
+        if registered_model_name and not production_check(
+            mlflow_tracking_uri, registered_model_name, str(model_version), evaluated_against, verdict
+        ):
+            outcome = {"name": service_name, "healthy": False, "action": "refused"}
+        elif target == "local":
+            if soak.enabled:
+                verdict.add(
+                    "canary-soak",
+                    service_name,
+                    WARN,
+                    "the local target has no traffic split to soak a canary in: the pointer swaps after the "
+                    "smoke test (canary_soak_seconds and canary_min_requests apply to target=kserve)",
+                )
+            outcome = _local.deploy(
+                model_dir=model_dir,
+                name=service_name,
+                frame=frame,
+                offline=offline,
+                dtypes=dtypes,
+                tolerance=tolerance,
+                start_timeout=ready_timeout_seconds,
+                serving_dir=local_serving_dir,
+                endpoint=local_endpoint,
+                model_version=str(model_version),
+                model_uri=uri,
+                verdict=verdict,
+                server=server,
+            )
+        else:
 
-        rollout = kserve.Rollout(
-            kserve.connect(kubeconfig),
-            desired,
-            smoke=smoke,
-            verdict=verdict,
-            ready_timeout=ready_timeout_seconds,
-            poll_interval=poll_interval_seconds,
-            canary_percent=canary_traffic_percent,
-        )
-        if soak.enabled:
-            rollout.judge = _canary.Judge(
-                soak,
-                model=service_name,
-                candidate=str(model_version),
-                patience=ready_timeout_seconds,
-                poll=poll_interval_seconds,
-                check=rollout._check,
-                blessing=_blessing_details(blessing_path),
+            def smoke(url: str):
+                if not url:
+                    return _smoke.SmokeResult(
+                        False, url, len(frame), None, "the InferenceService reports no URL"
+                    )
+                return _smoke.smoke(
+                    url, service_name, frame, offline, tolerance, protocol="v1", dtypes=dtypes
+                )
+
+            rollout = kserve.Rollout(
+                kserve.connect(kubeconfig),
+                desired,
+                smoke=smoke,
+                verdict=verdict,
+                ready_timeout=ready_timeout_seconds,
+                poll_interval=poll_interval_seconds,
+                canary_percent=canary_traffic_percent,
             )
-        try:
-            outcome = rollout.run()
-        except kserve.KubernetesApiError as exc:
-            verdict.add(
-                "kubernetes-api",
-                f"InferenceService {namespace}/{service_name}",
-                FAIL,
-                str(exc),
-                value=exc.status,
-            )
-            outcome, error = rollout.outcome, exc
+            if soak.enabled:
+                rollout.judge = _canary.Judge(
+                    soak,
+                    model=service_name,
+                    candidate=str(model_version),
+                    patience=ready_timeout_seconds,
+                    poll=poll_interval_seconds,
+                    check=rollout._check,
+                    blessing=_blessing_details(blessing_path),
+                )
+            try:
+                outcome = rollout.run()
+            except kserve.KubernetesApiError as exc:
+                verdict.add(
+                    "kubernetes-api",
+                    f"InferenceService {namespace}/{service_name}",
+                    FAIL,
+                    str(exc),
+                    value=exc.status,
+                )
+                outcome, error = rollout.outcome, exc
+    finally:
+        if server is not None:
+            server.stop()
 
     healthy = verdict.passed and bool(outcome.get("healthy")) and error is None
     if healthy and registered_model_name:

@@ -581,6 +581,36 @@ def test_local_target_serves_smoke_tests_and_promotes(models, eval_path, tmp_pat
     assert json.loads((out / "deployment" / "deployment.json").read_text())["healthy"] is True
 
 
+def model_servers_of(model_dir: str) -> list[str]:
+    """Running ``components.model_server`` processes serving ``model_dir``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:  # the process ended meanwhile
+            continue
+        if b"components.model_server" in args and model_dir.encode() in args:
+            found.append(cmdline.parent.name)
+    return found
+
+
+def test_the_local_server_starts_early_and_never_outlives_the_step(models, tmp_path):
+    # The candidate's server starts before the step loads the model (its start-up overlaps the
+    # step's own); a step that then fails on its inputs must not leave it running.
+    empty = tmp_path / "empty.parquet"
+    demo.write(demo.generate(50, seed=1).head(0), empty)
+    with pytest.raises(ValueError, match="has no rows"):
+        deploy_local(models, str(empty), tmp_path, "noisy")
+    assert model_servers_of(models["noisy"]) == []
+
+    server = _local.LocalServer(models["noisy"], NAME, 120).start()  # no log path: a temporary one
+    log_dir = Path(server.log_path).parent
+    with server as entered:
+        assert entered is server and _local.endpoint_answers(server.url)
+    server.stop()  # again: nothing to do
+    assert model_servers_of(models["noisy"]) == [] and not log_dir.exists()
+
+
 def test_local_mismatch_leaves_the_pointer_untouched(models, eval_path, tmp_path):
     serving = tmp_path / "serving"
     serving.mkdir()
