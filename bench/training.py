@@ -29,7 +29,17 @@ On a GPU machine, in the GPU trainer image (``images.TRAINER_GPU``, built by
 There the hardware plan picks the GPU (mixed_float16 on compute capability >= 7.0; the table
 shows strategy and precision), and the ratio says whether the CPU-side pipeline keeps the GPU fed.
 
-Options: ``--rows``, ``--epochs``, ``--batch-sizes 128,512``, ``--rounds``, ``--output PATH``.
+The GPU check (issue 17 §5, on a machine with a GPU, in the GPU trainer image as above):
+
+    ... python bench/training.py --precisions off,on --output bench/results/training-gpu.md
+
+trains the demo model end to end once per ``mixed_precision`` setting (each in a fresh
+process: the Keras policy is global), side by side, and reports examples/s for each and the
+ratio to the first; it stops with an error when TensorFlow sees no GPU (``--allow-cpu`` runs
+it anyway, to try the script on a CPU).
+
+Options: ``--rows``, ``--epochs``, ``--batch-sizes 128,512``, ``--rounds``, ``--output PATH``,
+``--precisions off,on``, ``--allow-cpu``.
 The Markdown goes to stdout (or ``--output PATH``); logs go to stderr.
 """
 
@@ -50,7 +60,7 @@ from pathlib import Path
 logger = logging.getLogger("bench.training")
 
 
-def throughput(rows: int, epochs: int, batch_size: int, workdir: Path) -> dict:
+def throughput(rows: int, epochs: int, batch_size: int, workdir: Path, mixed_precision: str = "auto") -> dict:
     from components.make_demo_data import runtime as demo
     from components.train_model import runtime
 
@@ -66,6 +76,7 @@ def throughput(rows: int, epochs: int, batch_size: int, workdir: Path) -> dict:
         epochs=epochs,
         batch_size=batch_size,
         early_stopping_patience=0,
+        mixed_precision=mixed_precision,
         verbose=0,
     )
     return {
@@ -140,6 +151,46 @@ def pipeline_ratio(rows: int, batch_size: int, rounds: int, epochs_per_round: in
     }
 
 
+def precision_check(args, argv, batch_size: int) -> int:
+    """examples/s of train_model once per mixed_precision setting, side by side."""
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU") and not args.allow_cpu:
+        logger.error("TensorFlow sees no GPU here (run in the GPU trainer image with --gpus all)")
+        return 1
+    runs = []
+    for precision in args.precisions.split(","):
+        child = subprocess.run(
+            [sys.executable, __file__, "--measure-precision", precision, "--rows", str(args.rows),
+             "--epochs", str(args.epochs), "--batch-sizes", str(batch_size)],
+            stdout=subprocess.PIPE, check=True, text=True,
+        )
+        runs.append((precision, json.loads(child.stdout.strip().splitlines()[-1])))
+    first = runs[0][1]["examples_per_second"]
+    command = "python bench/training.py " + " ".join(argv or sys.argv[1:])
+    lines = [
+        "# Benchmark: train_model with and without mixed precision (the GPU check)",
+        "",
+        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {machine()}",
+        f"- command: `{command.strip()}`",
+        f"- data: demo churn table, {args.rows} rows, {args.epochs} epochs, batch {batch_size}",
+        "",
+        "| mixed_precision | strategy | precision used | examples/s (training) | ratio "
+        "| end-to-end run s | eval AUC |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for precision, run in runs:
+        lines.append(
+            f"| {precision} | {run['strategy']} | {run['precision']} | {run['examples_per_second']:,.0f} "
+            f"| **{run['examples_per_second'] / first:.2f}** | {run['wall_seconds']:.1f} "
+            f"| {run['eval_auc']:.3f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    Path(args.output).write_text(text) if args.output else sys.stdout.write(text)
+    return 0
+
+
 def machine() -> str:
     import tensorflow as tf
 
@@ -157,10 +208,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=9, help="alternating real/cached rounds")
     parser.add_argument("--epochs-per-round", type=int, default=6)
     parser.add_argument("--output", help="write the Markdown here instead of stdout")
+    parser.add_argument("--precisions", default="", help="compare mixed_precision settings, e.g. off,on")
+    parser.add_argument("--allow-cpu", action="store_true", help="--precisions without a GPU")
     parser.add_argument("--measure", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--measure-precision", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+
+    if args.measure_precision:
+        # Child process: one precision setting, the end-to-end run, results as JSON on stdout.
+        with tempfile.TemporaryDirectory() as tmp:
+            run = throughput(args.rows, args.epochs, batch_sizes[0], Path(tmp), args.measure_precision)
+        sys.stdout.write(json.dumps(run) + "\n")
+        return 0
+    if args.precisions:
+        return precision_check(args, argv, batch_sizes[0])
 
     if args.measure:
         # Child process: one batch size, results as JSON on stdout.
