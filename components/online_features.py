@@ -163,6 +163,8 @@ class OnlineFeatures:
             count = len(next(iter(columns.values()), []))
             needy = list(range(count)) if any(name not in columns for name in self.names) else []
             present = [{k for k in self.entity_keys if k in columns}] * len(needy)
+        if not needy:  # every feature is in the request: no lookup, no key needed
+            return [], {}
         entities = {}
         for key in self.entity_keys:
             missing = [i for i, keys in zip(needy, present, strict=True) if key not in keys]

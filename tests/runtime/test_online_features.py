@@ -19,6 +19,7 @@ import pytest
 
 from components import feature_store, model_io, online_features, prediction_log
 from components.build_training_set import runtime as build_training_set
+from components.deploy_model import _smoke
 from components.make_demo_data import feature_repo as demo
 from components.materialize_features import runtime as materialize_features
 
@@ -174,6 +175,11 @@ def test_what_a_request_carries_is_used_and_a_full_row_needs_no_key(server, mode
     status, answer = v1(server, [full])
     assert status == 200 and store_flags(answer) == [{}]
     np.testing.assert_allclose(answer["predictions"], model_io.predict(model_dir, row), atol=1e-6)
+
+    # v2 tensors of every feature, as deploy_model's smoke test sends the eval rows: no key either.
+    status, answer = post(f"{server.url}/v2/models/{NAME}/infer", {"inputs": _smoke.v2_inputs(row[FEATURES])})
+    assert status == 200, answer
+    np.testing.assert_allclose(answer["outputs"][0]["data"], model_io.predict(model_dir, row), atol=1e-6)
 
 
 def test_an_unknown_entity_is_served_imputed_and_flagged_not_found(server, model_dir, now_rows):
