@@ -35,6 +35,7 @@ DEMO_MODEL = "churn-classifier"
 FEATURE_SERVICE = "churn_model"  # components.make_demo_data.feature_repo (which needs pandas)
 FEATURE_REPOSITORY = "feature_repo"  # under the pipeline root
 FEATURE_STORE_MODEL = "churn-feast"
+ENTITY_KEY, DEMO_CUSTOMER = "customer_id", 1001  # the demo repository's key and its first customer
 
 
 def _key_value(text: str) -> tuple[str, float]:
@@ -127,9 +128,14 @@ def _smoke_from_host(url: str, model: str, data: Path, root: Path, label: str) -
         row = next(csv.DictReader(f))
     row.pop(label, None)
     instance = {k: (_number(v) if v != "" else None) for k, v in row.items()}
-    body = json.dumps({"instances": [instance]})
-    (root / "request.json").write_text(body)
-    request = urllib.request.Request(f"{url}/v1/models/{model}:predict", data=body.encode(),
+    body = {"instances": [instance]}
+    (root / "request.json").write_text(json.dumps(body))
+    return _post(f"{url}/v1/models/{model}:predict", body)
+
+
+def _post(url: str, body: dict) -> str:
+    """The served model's answer to one JSON request from the host."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.read().decode()
@@ -198,9 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((args.data.name, _stage_data(args.data, root)))
 
     serving_url = f"http://127.0.0.1:{args.serving_port}"
-    if local.runs_an_older_image(local.SERVING_CONTAINER):
-        logger.info("restarting the local model server on the current runtime image")
-        local.ensure_model_server(serving_dir, port=args.serving_port, name=local.SERVING_CONTAINER)
+    # With the feature store, the server reads the model's online features from the repository.
+    feature_repo = root / FEATURE_REPOSITORY if args.feature_store else None
+    if feature_repo is not None or local.runs_an_older_image(local.SERVING_CONTAINER):
+        logger.info("(re)starting the local model server (feature repository: %s)", feature_repo or "none")
+        local.ensure_model_server(serving_dir, port=args.serving_port, name=local.SERVING_CONTAINER,
+                                  feature_repo=feature_repo)
     results = []
     for title, data in runs:
         endpoint = serving_url if local.answers(f"{serving_url}/v2/health/ready") else ""
@@ -223,11 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("%s: %s in %.0f s", title, state, result.seconds)
         if (result.gate("deployment-is-healthy") or {}).get("passed") and not endpoint:
             # A running server was already told to reload by deploy_model; else start one.
-            local.ensure_model_server(serving_dir, port=args.serving_port, name=local.SERVING_CONTAINER)
+            local.ensure_model_server(serving_dir, port=args.serving_port, name=local.SERVING_CONTAINER,
+                                      feature_repo=feature_repo)
         results.append((title, data, result))
 
     elapsed = time.monotonic() - started
     print(_summary_table(results, root, mlflow_uri, model_name, serving_url, label, elapsed))
+    if args.feature_store:  # its one run is a good one: every gate must pass
+        return 0 if all(r.summary.get("state") == "SUCCEEDED" and not r.error for _, _, r in results) else 1
     return 0 if all(not r.error for _, _, r in results) else 1
 
 
@@ -264,7 +276,15 @@ def _summary_table(results, root: Path, mlflow_uri: str, model: str, serving_url
     served = local.answers(f"{serving_url}/v2/health/ready")
     if served:
         good = next((d for t, d, r in results if (r.gate("deployment-is-healthy") or {}).get("passed")), None)
-        if good is not None and good.suffix == ".csv":  # a feature store's entity table holds no features
+        if good is not None and good.is_relative_to(root / FEATURE_REPOSITORY):
+            # The entity table holds no features: the request carries the customer alone.
+            instance = {ENTITY_KEY: DEMO_CUSTOMER}
+            answer = _post(f"{serving_url}/v1/models/{model}:predict", {"instances": [instance]})
+            lines.append(f"Served model:         {serving_url}/v1/models/{model}  (online features; "
+                         f"{json.dumps(instance)} -> {answer[:160]})")
+            lines.append(f"Call it:              curl -s {serving_url}/v1/models/{model}:predict "
+                         f"-H 'Content-Type: application/json' -d '{json.dumps({'instances': [instance]})}'")
+        elif good is not None and good.suffix == ".csv":
             answer = _smoke_from_host(serving_url, model, good, root, label)
             lines.append(f"Served model:         {serving_url}/v1/models/{model}  (answer: {answer[:100]})")
             lines.append(f"Call it:              {_curl_example(serving_url, model)}")

@@ -318,11 +318,13 @@ SERVING_CONTAINER = "kfp-ct-serving"  # the demo's long-lived local model server
 
 
 def ensure_model_server(
-    serving_dir: Path, port: int = 8080, name: str = SERVING_CONTAINER, log_dir: Path | None = None
+    serving_dir: Path, port: int = 8080, name: str = SERVING_CONTAINER, log_dir: Path | None = None,
+    feature_repo: Path | None = None,
 ) -> str:
     """A KServe model server serving every model deployed to ``serving_dir`` (deploy_model with
-    target=local) on ``port``, logging every request to ``log_dir`` when given. Restarted so it
-    serves what is deployed now. Returns its URL."""
+    target=local) on ``port``, logging every request to ``log_dir`` when given; models trained
+    from a feature store read their online features from ``feature_repo`` (mounted) when given.
+    Restarted so it serves what is deployed now. Returns its URL."""
     url = f"http://127.0.0.1:{port}"
     serving_dir = Path(serving_dir).resolve()
     command = [
@@ -330,6 +332,9 @@ def ensure_model_server(
         "--serving-dir", str(serving_dir), "--http-port", str(port),
     ]
     mounts = [serving_dir, *_log_mount(log_dir)]
+    if feature_repo is not None:
+        command += ["--feature-repo", str(Path(feature_repo).resolve())]
+        mounts.append(Path(feature_repo).resolve())
     _start_container(name, command + _log_args(log_dir), mounts, f"{url}/v2/health/ready")
     return url
 
