@@ -72,15 +72,20 @@ def call(what: str, func, *args, **kwargs):
         raise KubernetesApiError(f"{what}: the Kubernetes API did not answer ({exc})") from exc
 
 
-def _explain(what: str, exc) -> str:
+def api_error(what: str, exc) -> tuple[str, str]:
+    """(``what: HTTP <status> <reason>: <message>``, the API's message) of a Kubernetes
+    ``ApiException``; callers add the hint that fits their resource."""
     import json
 
-    detail = ""
     try:
         detail = json.loads(exc.body or "{}").get("message", "")
     except (ValueError, AttributeError):
         detail = str(exc.body or "")
-    text = f"{what}: HTTP {exc.status} {exc.reason}" + (f": {detail}" if detail else "")
+    return f"{what}: HTTP {exc.status} {exc.reason}" + (f": {detail}" if detail else ""), detail
+
+
+def _explain(what: str, exc) -> str:
+    text, _ = api_error(what, exc)
     if exc.status in (401, 403):
         text += (
             ". The service account needs get/list/watch/create/patch/update on "

@@ -28,7 +28,7 @@ import signal
 import threading
 import time
 
-from components import images, interface, registry, uris
+from components import images, interface, kserve, registry, uris
 from components.kserve import KubernetesApiError
 from components.train_model import job
 
@@ -322,11 +322,7 @@ def _own_namespace(kubeconfig: str) -> str:
 
 
 def _explain(what: str, exc) -> str:
-    try:
-        detail = json.loads(exc.body or "{}").get("message", "")
-    except (ValueError, AttributeError):
-        detail = str(exc.body or "")
-    text = f"{what}: HTTP {exc.status} {exc.reason}" + (f": {detail}" if detail else "")
+    text, detail = kserve.api_error(what, exc)
     if exc.status in (401, 403):
         text += (
             ". The pipeline's service account needs create/get/delete on trainjobs.trainer.kubeflow.org, "
