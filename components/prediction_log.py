@@ -192,10 +192,7 @@ def read(log_uri: str, model: str, start: datetime | None = None, end: datetime 
 
     rows = []
     for path in _day_files(log_uri, model, start, end):
-        for line in uris.read_bytes(path).decode("utf-8").splitlines():
-            if not line.strip():
-                continue
-            entry = json.loads(line)
+        for entry in _records(path, uris.read_bytes(path)):
             when = _parse_time(entry["time"])
             if (start and when < start) or (end and when >= end):
                 continue
@@ -204,6 +201,20 @@ def read(log_uri: str, model: str, start: datetime | None = None, end: datetime 
     if frame.empty:
         return pd.DataFrame(columns=[*ROW_COLUMNS, "prediction", "flags", "flagged"])
     return frame.sort_values(["time", "request_id", "row"], kind="stable").reset_index(drop=True)
+
+
+def _records(path: str, data: bytes):
+    """The complete records of one file. A writer appends while servers run, so the bytes after
+    the last newline are a line still in flight (or one a killed writer never finished): not a
+    record yet (the writer escapes non-ASCII, so splitting the bytes never cuts a character)."""
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except ValueError as error:
+            raise ValueError(f"{path} line {number} is not a prediction-log record: {error}") from None
 
 
 def _rows(entry: dict, when: datetime) -> list[dict]:

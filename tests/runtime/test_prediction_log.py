@@ -1,11 +1,47 @@
-"""Late labels joined to logged rows (prediction_log.join_labels), as the monitor and the
-canary judge both read them."""
+"""Prediction logs read back while a server still appends to them, and late labels joined to
+logged rows (prediction_log.join_labels), as the monitor and the canary judge both read them."""
+
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from components import measures, prediction_log
+
+
+def written(tmp_path, *request_ids):
+    writer = prediction_log.Writer(str(tmp_path))
+    when = datetime(2026, 12, 1, 21, 14, tzinfo=timezone.utc)
+    for request_id in request_ids:
+        entry = prediction_log.record(
+            request_id=request_id, model="churn", version="1", inputs=[{"city": "Zurich"}], outputs=[0.5],
+            time=when,
+        )
+        writer.write(entry)
+    writer.close()
+    return writer.path_for("churn", when)
+
+
+def test_a_line_still_being_written_is_not_read_yet(tmp_path):
+    path = written(tmp_path, "a", "b")
+    whole = open(path, "rb").read()
+    in_flight = whole.splitlines(keepends=True)[0]
+    cut = in_flight.index(b"Z") + 2  # inside the quoted value
+    with open(path, "ab") as out:
+        out.write(in_flight[:cut])
+    assert prediction_log.read(str(tmp_path), "churn")["request_id"].tolist() == ["a", "b"]
+    with open(path, "ab") as out:  # the writer finishes the line: now it is a record
+        out.write(in_flight[cut:])
+    assert prediction_log.read(str(tmp_path), "churn")["request_id"].tolist() == ["a", "a", "b"]
+
+
+def test_a_broken_record_is_named_by_file_and_line(tmp_path):
+    path = written(tmp_path, "a")
+    with open(path, "ab") as out:
+        out.write(b'{"id": "b", "tim\n')
+    with pytest.raises(ValueError, match=r"\.jsonl line 2 is not a prediction-log record"):
+        prediction_log.read(str(tmp_path), "churn")
 
 
 def logged(request_ids, rows=None):
