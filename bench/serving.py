@@ -2,8 +2,8 @@
 
 Measured side by side in one run, in alternating rounds (these machines are shared and noisy;
 compare the ratios), one-row requests: p50/p95 latency at 1 client and rows/s at 32 concurrent
-clients (threads with keep-alive connections, in this process, sharing the cores with the
-server) for
+clients (over HTTP: keep-alive connections from a load-client process of its own, sharing the
+cores with the server; in process: threads) for
 
 - the floor: the SavedModel's signature called with prepared tensors, in process (and with
   32 prepared rows per call: what one batched call costs);
@@ -103,6 +103,59 @@ def run_threads(clients: int, requests: int, work) -> tuple[list[float], float]:
     return latencies, time.perf_counter() - start
 
 
+def in_process(call):
+    """A path measured by threads in this process calling ``call()``."""
+    return lambda clients, requests: run_threads(clients, requests, lambda state: call())
+
+
+def over_http(port: int, path: str, body: bytes):
+    """A path measured over HTTP by a load client in its own process (``--load``): client
+    threads in this process would take, under the GIL, the cores the server needs."""
+
+    def run(clients: int, requests: int) -> tuple[list[float], float]:
+        order = {"port": port, "path": path, "body": body.decode(), "clients": clients, "requests": requests}
+        command = [sys.executable, __file__, "--load", json.dumps(order)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"the load client failed: {done.stderr[-2000:]}")
+        answer = json.loads(done.stdout)
+        return answer["latencies"], answer["wall"]
+
+    return run
+
+
+async def load(port: int, path: str, body: str, clients: int, requests: int) -> dict:
+    """``requests`` POSTs spread over ``clients`` keep-alive connections, each sending its next
+    request when the last is answered; per-request latencies and the wall time."""
+    import asyncio
+
+    payload = body.encode()
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
+    latencies: list[float] = []
+
+    async def client(count: int, reader, writer) -> None:
+        for _ in range(count):
+            start = time.perf_counter()
+            writer.write(request)
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            lines = head.split("\r\n")
+            headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+            answer = await reader.readexactly(int(headers["content-length"]))
+            if not lines[0].startswith("HTTP/1.1 200"):
+                raise RuntimeError(f"{lines[0]}: {answer[:200]!r}")
+            latencies.append(time.perf_counter() - start)
+        writer.close()
+
+    counts = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in counts]  # before the clock
+    start = time.perf_counter()
+    await asyncio.gather(*(client(n, *connection) for n, connection in zip(counts, connections, strict=True)))
+    return {"latencies": latencies, "wall": time.perf_counter() - start}
+
+
 def http_work(port: int, path: str, body: bytes):
     def work(state: dict) -> bytes:
         conn = state.get("conn")
@@ -182,9 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds over all paths")
     parser.add_argument("--output", default="", help="also write the Markdown here")
     parser.add_argument("--constant-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--load", default="", help=argparse.SUPPRESS)  # the load client: JSON order
     args, _ = parser.parse_known_args(argv)
     if args.constant_server:
         constant_server()
+        return 0
+    if args.load:
+        import asyncio
+
+        print(json.dumps(asyncio.run(load(**json.loads(args.load)))))
         return 0
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
 
@@ -214,9 +273,6 @@ def main(argv: list[str] | None = None) -> int:
     batch_tensors = model_io.to_tensors(frame, inputs)
     values = {name: [row[name] for row in rows[:1]] for name in inputs}  # what a request carries
 
-    def in_process(call):
-        return lambda state: call()
-
     paths = [  # (label, work, rows per call)
         ("signature, prepared tensors (floor)", in_process(lambda: signature(**tensors)), 1),
         (
@@ -232,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         def start(label: str, command: list[str], src: str = "", body: bytes = v1_body, path=None) -> int:
             port = stack.enter_context(server(command, tmp / f"{len(paths)}.log", src))
             path = path or f"/v1/models/{NAME}:predict"
-            paths.append((label, http_work(port, path, body), 1))
+            paths.append((label, over_http(port, path, body), 1))
             return port
 
         start("kserve server, constant answer (no TensorFlow)", [__file__, "--constant-server"])
@@ -244,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         off = model_server(model_dir, *checked, "--max-batch-rows", "1")
         start("model server, batching off (--max-batch-rows 1)", off)
         port = start("model server, batching on (defaults)", model_server(model_dir, *checked))
-        v2 = http_work(port, f"/v2/models/{NAME}/infer", v2_body)
+        v2 = over_http(port, f"/v2/models/{NAME}/infer", v2_body)
         paths.append(("model server, batching on, v2", v2, 1))
         identity = served_vs_in_process(port, rows, frame, loaded)
         results = measure(paths, args.requests, args.rounds)
@@ -261,8 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- command: `{command}`",
         f"- model: {args.model_dir or 'train_model on 4,000 demo rows (Keras MLP, preprocessing inside)'}",
         f"- servers: kserve {_kserve_version()} ModelServer, 1 uvicorn worker, loopback HTTP, keep-alive "
-        "connections; model servers with the request check and prediction logging on; clients are "
-        "threads in the benchmark process (they share the 2 cores with the server)",
+        "connections; model servers with the request check and prediction logging on; HTTP clients "
+        "are asyncio connections in a load-client process of their own (it shares the cores with the "
+        "server); in-process paths are measured by threads",
         f"- {args.rounds} alternating rounds; per path and round {args.requests} requests at 1 client and "
         f"{CLIENTS} x 10 at {CLIENTS} clients",
         f"- identity: {CLIENTS} concurrent one-row requests (batched) vs in-process `model_io.predict` of "
@@ -306,12 +363,12 @@ def measure(paths: list, requests: int, rounds: int) -> dict:
     """p50/p95 at 1 client and rows/s at CLIENTS clients per path, in alternating rounds."""
     latencies = {label: [] for label, _, _ in paths}
     walls = {label: [0.0, 0] for label, _, _ in paths}
-    for _, work, _ in paths:  # warm-up: connections, graph tracing, thread pools
-        run_threads(CLIENTS, CLIENTS * 2, work)
+    for _, run, _ in paths:  # warm-up: connections, graph tracing, thread pools
+        run(CLIENTS, CLIENTS * 2)
     for round_ in range(rounds):
-        for label, work, rows in paths:
-            latencies[label] += run_threads(1, requests, work)[0]
-            wall = run_threads(CLIENTS, CLIENTS * 10, work)[1]
+        for label, run, rows in paths:
+            latencies[label] += run(1, requests)[0]
+            wall = run(CLIENTS, CLIENTS * 10)[1]
             walls[label][0] += wall
             walls[label][1] += CLIENTS * 10 * rows
         logger.info("round %d of %d done", round_ + 1, rounds)
@@ -383,12 +440,12 @@ def check_overhead(model_dir: Path, body: bytes, tmp: Path, requests: int, round
         server(model_server(model_dir, "--log-dir", str(tmp / "logs-on")), tmp / "on.log") as on,
     ):
         path = f"/v1/models/{NAME}:predict"
-        works = {name: http_work(port, path, body) for name, port in (("off", off), ("on", on))}
-        for work in works.values():
-            run_threads(1, 20, work)  # warm-up
+        runs = {name: over_http(port, path, body) for name, port in (("off", off), ("on", on))}
+        for run in runs.values():
+            run(1, 20)  # warm-up
         for _ in range(rounds * 2):
-            for name, work in works.items():
-                latencies[name] += run_threads(1, per_round, work)[0]
+            for name, run in runs.items():
+                latencies[name] += run(1, per_round)[0]
     result = {"rounds": rounds * 2, "per_round": per_round}
     for name, values in latencies.items():
         result[f"{name}_p50"] = percentile(values, 50) * 1e3
