@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import time
 
 from components import images, interface, registry, uris
 from components.train_model import job
@@ -163,25 +162,32 @@ def _cancelled_if_terminated(client, name: str):
 
 
 def _wait(client, name: str, poll_seconds: float, max_poll_seconds: float):
-    """Polls the job until it ends, with backoff, logging each new state; returns the job."""
+    """Polls the job until it ends, with backoff, logging each new state; returns the job. A
+    failed read (the service busy or unreachable) is read again: the job runs on regardless."""
+    import tenacity
     from google.api_core import exceptions as api_exceptions
 
     transient = (api_exceptions.ServiceUnavailable, api_exceptions.InternalServerError,
                  api_exceptions.TooManyRequests, api_exceptions.DeadlineExceeded)
-    state, interval = None, poll_seconds
-    while True:
-        try:
-            current = client.get_custom_job(name=name)
-        except transient as exc:  # the job runs on regardless; look again later
-            logger.warning("reading %s failed (%s); trying again", name, exc)
-        else:
-            if current.state.name != state:
-                state = current.state.name
-                logger.info("%s: %s", name, state)
-            if state in _TERMINAL:
-                return current
-        time.sleep(interval)
-        interval = min(interval * 2, max_poll_seconds)
+    states: list[str] = []
+
+    def read():
+        job = client.get_custom_job(name=name)
+        if not states or states[-1] != job.state.name:
+            states.append(job.state.name)
+            logger.info("%s: %s", name, job.state.name)
+        return job
+
+    def warn(retry_state) -> None:
+        if retry_state.outcome.failed:
+            logger.warning("reading %s failed (%s); trying again", name, retry_state.outcome.exception())
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(transient)
+        | tenacity.retry_if_result(lambda job: job.state.name not in _TERMINAL),
+        wait=tenacity.wait_exponential(multiplier=poll_seconds, max=max_poll_seconds),
+        before_sleep=warn,
+    )(read)
 
 
 @interface.defaults_from(__file__)

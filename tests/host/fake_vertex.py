@@ -89,6 +89,7 @@ class FakeVertex(RecordingServer):
         self.job_error: str = ""  # the error message of a job whose plan ends JOB_STATE_FAILED
         self.on_job_succeeded = None  # called with a job as it succeeds (the chief's outputs)
         self.on_job_state = None  # called with a job after each read that changed its state
+        self.unavailable_job_reads = 0  # this many next reads of a custom job answer 503
         self._ids = itertools.count(1)
 
     def add_schedule(self, project: str, location: str, **fields) -> dict:
@@ -109,7 +110,7 @@ class FakeVertex(RecordingServer):
                 status, payload = 200, self._route(request)
             except ApiError as exc:
                 code = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                        409: "ALREADY_EXISTS"}.get(exc.status)
+                        409: "ALREADY_EXISTS", 503: "UNAVAILABLE"}.get(exc.status)
                 status, payload = exc.status, {
                     "error": {"code": exc.status, "message": str(exc), "status": code or "UNKNOWN"}}
         self.reply(handler, status, payload)
@@ -522,6 +523,9 @@ class FakeVertex(RecordingServer):
         return self.custom_jobs[name]
 
     def _get_custom_job(self, r, project, location, jid):
+        if self.unavailable_job_reads:
+            self.unavailable_job_reads -= 1
+            raise ApiError(503, "The service is currently unavailable.")
         job = self._custom_job(project, location, jid)
         plan = self._plans[job["name"]]
         before = job["state"]

@@ -164,6 +164,16 @@ def test_the_job_is_polled_to_success_and_its_outputs_become_the_tasks(vertex_ap
     assert Path(paths["tensorboard_dir"], "training_log.csv").is_file()
 
 
+def test_reads_the_service_refuses_for_a_while_are_read_again(vertex_api, paths, caplog):
+    vertex_api.unavailable_job_reads = 3
+    result = train(paths)
+
+    assert result["metrics"] == RESULT["metrics"]
+    assert len(vertex_api.calls("GET", r"/customJobs/")) == 3 + 3  # each refused read read again
+    refused = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(refused) == 3 and "unavailable" in refused[0], refused
+
+
 def test_a_failed_job_is_an_error_naming_its_message_and_console_page(vertex_api, paths):
     vertex_api.job_plan = ("JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_FAILED")
     vertex_api.job_error = "The replica workerpool1-0 exited with a non-zero status of 137 (out of memory)."
