@@ -12,7 +12,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-UV_VERSION=0.13.9
 log() { printf '[lock] %s\n' "$*" >&2; }
 images_py() { python3 -c "import runpy; m = runpy.run_path('components/images.py'); print($1)"; }
 
@@ -31,9 +30,9 @@ if [ -n "${PIP_CERT:-}" ] && [ -s "$PIP_CERT" ]; then
 fi
 
 # The header names this script, not uv's command line, so the files depend on their inputs only.
-log "resolving with uv $UV_VERSION for $(docker run --rm "$stage" python --version) ..."
+log "resolving with uv ($(grep -o '^uv==[^ ]*' images/runtime/installer.lock)) for $(docker run --rm "$stage" python --version) ..."
 docker run "${args[@]}" "$stage" bash -euo pipefail -c '
-  pip install --quiet --target /tmp/uv "uv=='"$UV_VERSION"'"
+  pip install --quiet --require-hashes --no-deps --target /tmp/uv -r /images/runtime/installer.lock
   compile() { /tmp/uv/bin/uv pip compile --quiet --generate-hashes --python /opt/venv/bin/python \
     --custom-compile-command "bash scripts/lock-requirements.sh" "$@"; }
   cd /images

@@ -104,7 +104,9 @@ def test_the_dockerfiles_install_their_locks_with_hashes_and_nothing_else():
         assert f"COPY {lock} /tmp/requirements.lock" in text, dockerfile
         installs = re.findall(r"pip install ([^\n\\&]*)", text)
         from_index = [args for args in installs if "/opt/project" not in args]
-        assert from_index == ["--require-hashes --no-deps -r /tmp/requirements.lock "], dockerfile
+        # Every install from the index is hash-checked and resolves nothing; one is the lock.
+        assert all("--require-hashes --no-deps" in args for args in from_index), (dockerfile, from_index)
+        assert any(args.strip().endswith("-r /tmp/requirements.lock") for args in from_index), dockerfile
 
 
 def test_manifests_run_the_current_runtime_image():
