@@ -39,10 +39,10 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from serving import NAME, http_work, machine, model_server, percentile, run_threads, server
+from report import header
+from serving import NAME, http_work, model_server, percentile, run_threads, server
 
 logger = logging.getLogger("bench.feature_serving")
 
@@ -224,12 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     command = "bash scripts/in-runtime.sh python bench/feature_serving.py"
     command += "".join(f" {a}" for a in (argv or sys.argv[1:]))
     lines = [
-        "# Feature serving benchmark: Feast online lookup, alone and through the model server",
-        "",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {machine()}; load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at "
-        "the end (other sessions share it)",
-        f"- command: `{command}`",
+        *header("Feature serving benchmark: Feast online lookup, alone and through the model server",
+                command),
+        f"- load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (other sessions "
+        "share the machine)",
         f"- store: the demo feature repository, {CUSTOMERS} customers, {len(online.refs)} features from "
         f"2 feature views ({', '.join(online.refs)}), Feast {_version('feast')} local provider, SQLite "
         "online store; every lookup a random customer",

@@ -35,14 +35,14 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
+
+from report import header
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "datasets" / "chicago_taxi" / "data.csv"
@@ -169,12 +169,6 @@ def run_ours(data: Path, workdir: Path, mlflow_uri: str, index: int, epochs: int
 # ------------------------------------------------------------------------------------- report
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu})"
-
-
 def median(values: list[float]) -> float:
     ordered = sorted(values)  # (bench/statistics.py shadows the statistics module here)
     middle = len(ordered) // 2
@@ -192,11 +186,7 @@ def report(args, data: Path, build_seconds: float, pairs: list[tuple[dict, dict,
 
     rows = sum(1 for _ in data.open()) - 1
     lines = [
-        "# Pipeline benchmark: our gated training pipeline vs TFX's taxi pipeline",
-        "",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {machine()}",
-        f"- command: `{args.command}`",
+        *header("Pipeline benchmark: our gated training pipeline vs TFX's taxi pipeline", args.command),
         f"- data: `{data}` ({rows:,} rows); ours: label `big_tipper`, `tips` dropped, "
         f"{args.epochs} epochs; TFX: its module file (label tips > 0.2 fare), 1,000 training steps",
         f"- images: ours `{images.RUNTIME}` (kfp.local DockerRunner); TFX `{tfx_image()}` "

@@ -31,14 +31,14 @@ import http.client
 import json
 import logging
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
+
+from report import header
 
 logger = logging.getLogger("bench.serving")
 
@@ -214,19 +214,6 @@ def constant_server() -> None:
     kserve.ModelServer(http_port=port, enable_grpc=False, enable_latency_logging=False).start([Constant()])
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    system = f"{platform.system()} {platform.machine()}"
-    return f"{system}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", default="", help="model to serve (default: train one on demo data)")
@@ -310,11 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     command += "".join(f" {a}" for a in (argv or sys.argv[1:]))
     floor = results[paths[0][0]]
     lines = [
-        "# Serving benchmark: the local model server next to the model's own speed",
-        "",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {machine()}",
-        f"- command: `{command}`",
+        *header("Serving benchmark: the local model server next to the model's own speed", command),
         f"- model: {args.model_dir or 'train_model on 4,000 demo rows (Keras MLP, preprocessing inside)'}",
         f"- servers: kserve {_kserve_version()} ModelServer, 1 uvicorn worker, loopback HTTP, keep-alive "
         "connections; model servers with the request check and prediction logging on; HTTP clients "

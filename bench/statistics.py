@@ -32,13 +32,13 @@ import argparse
 import logging
 import multiprocessing
 import os
-import platform
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
+
+from report import header
 
 logger = logging.getLogger("bench.statistics")
 
@@ -219,16 +219,6 @@ def _same_statistics(a: bytes, b: bytes) -> bool:
     return left == right
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), "
-            f"Python {platform.python_version()}")
-
-
 def table_lines(results: list) -> list[str]:
     lines = ["| format | file MiB | path | seconds | first run s | rows/s | ratio vs read | CPU s | "
              "CPU ratio | peak RSS MiB (growth) | same statistics as pandas path |", "|---" * 11 + "|"]
@@ -279,13 +269,12 @@ def main(argv=None) -> int:
                                  {"beam": ["--direct_num_workers=1"], "beam-mp": multi}, "beam")
 
     lines = [
-        "# Statistics benchmark: TFDV from Arrow vs through pandas vs Beam, against a pyarrow read",
-        "",
-        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {machine()}",
+        *header(
+            "Statistics benchmark: TFDV from Arrow vs through pandas vs Beam, against a pyarrow read",
+            " ".join(["bash scripts/in-runtime.sh python bench/statistics.py", *sys.argv[1:]]),
+        ),
         f"- versions: tensorflow-data-validation {tfdv.__version__}, apache-beam {apache_beam.__version__},"
         f" pyarrow {pyarrow.__version__}",
-        f"- command: `{' '.join(['bash scripts/in-runtime.sh python bench/statistics.py', *sys.argv[1:]])}`",
         f"- data: {describe}",
         f"- floor: best of 3 reads; in-memory paths: best of {args.repeat} in a fresh process each; "
         "Beam: one run",

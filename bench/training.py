@@ -48,14 +48,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
+
+from report import header
 
 logger = logging.getLogger("bench.training")
 
@@ -169,11 +168,8 @@ def precision_check(args, argv, batch_size: int) -> int:
     first = runs[0][1]["examples_per_second"]
     command = "python bench/training.py " + " ".join(argv or sys.argv[1:])
     lines = [
-        "# Benchmark: train_model with and without mixed precision (the GPU check)",
-        "",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {machine()}",
-        f"- command: `{command.strip()}`",
+        *header("Benchmark: train_model with and without mixed precision (the GPU check)", command),
+        f"- devices: {devices()}",
         f"- data: demo churn table, {args.rows} rows, {args.epochs} epochs, batch {batch_size}",
         "",
         "| mixed_precision | strategy | precision used | examples/s (training) | ratio "
@@ -191,13 +187,12 @@ def precision_check(args, argv, batch_size: int) -> int:
     return 0
 
 
-def machine() -> str:
+def devices() -> str:
+    """The GPUs TensorFlow sees, and its version."""
     import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
-    devices = ", ".join(d.name for d in gpus) or "no GPU"
-    python = platform.python_version()
-    return f"{platform.node()}: {os.cpu_count()} CPUs, {devices}; Python {python}, TF {tf.__version__}"
+    gpus = ", ".join(d.name for d in tf.config.list_physical_devices("GPU")) or "no GPU"
+    return f"{gpus}; TensorFlow {tf.__version__}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,11 +258,8 @@ def main(argv: list[str] | None = None) -> int:
 
     command = "bash scripts/in-runtime.sh python bench/training.py " + " ".join(argv or sys.argv[1:])
     lines = [
-        "# Benchmark: training throughput and input pipeline (train_model)",
-        "",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {machine()}",
-        f"- command: `{command.strip()}`",
+        *header("Benchmark: training throughput and input pipeline (train_model)", command),
+        f"- devices: {devices()}",
         f"- data: demo churn table, {args.rows} rows ({rows[0][1]['train_rows']} train), "
         f"{args.epochs} epochs end to end; strategy {rows[0][1]['strategy']}, "
         f"precision {rows[0][1]['precision']}",
