@@ -38,19 +38,24 @@ def read_all(record_dir: str) -> dict[str, dict[str, Any]]:
 
 def record_verdict(record_dir: str, gate: str, verdict_path: str, verdict_uri: str = "") -> dict[str, Any]:
     """Records the gate's JSON verdict (a ``Verdict.to_json`` document at ``verdict_path``) as
-    ``<record_dir>/<gate>.json``, where the run summary finds it; ``verdict_uri`` (default: the
-    path) names the verdict in errors and in the record.
+    ``<record_dir>/<gate>.json``, where the run summary finds it; an empty ``gate`` is the
+    verdict's own. ``verdict_uri`` (default: the path) names the verdict in errors and in the
+    record.
 
     Returns the record: gate, passed, summary, the failed checks, notes and the verdict's URI.
 
     Raises:
-        ValueError: the file is not a verdict (no ``passed`` field), or record_dir is empty.
+        ValueError: the file is not a verdict (no ``passed`` field, or no gate given or named
+            in it), or record_dir is empty.
     """
     verdict_uri = verdict_uri or verdict_path
     with open(verdict_path) as f:
         verdict = json.load(f)
     if "passed" not in verdict:
         raise ValueError(f"{verdict_uri} is not a verdict (no 'passed' field)")
+    gate = gate or verdict.get("gate", "")
+    if not gate:
+        raise ValueError(f"{verdict_uri} names no gate and none was given")
     record = {
         "gate": gate,
         "passed": bool(verdict["passed"]),

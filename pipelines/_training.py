@@ -333,14 +333,15 @@ def gated_training(p, pod_settings: bool) -> None:
     ``p`` holds the training pipeline's parameters (channels, or constants when another
     pipeline builds these steps). Every pipeline that trains builds its steps here.
 
-    A good run is these seven tasks plus the exit handler's summary: resolve-inputs,
-    check-data, record-verdict (data-is-valid), train-model, evaluate-model, register-model,
-    deploy-model. The model and deployment gates record their own verdicts (record_dir): both
-    steps are uncached, so they run, and record, on every run. The data gate cannot: a cache
-    hit runs nothing, so a check-data that records would have to be uncached, and KFP keys a
-    cached task on the identity of its input artifacts: train-model would get a new schema
-    artifact every run and unchanged data would retrain. So check-data stays cached and the
-    uncached record-verdict beside it records the data verdict on every run.
+    A good run is these six tasks plus the exit handler's summary: resolve-inputs, check-data,
+    train-model, evaluate-model, register-model, deploy-model. The model and deployment gates
+    record their own verdicts (record_dir): both steps are uncached, so they run, and record,
+    on every run. The data gate cannot: a cache hit runs nothing, so a check-data that records
+    would have to be uncached, and KFP keys a cached task on the identity of its input
+    artifacts: train-model would get a new schema artifact every run and unchanged data would
+    retrain. So check-data stays cached, and its verdict is recorded by the first uncached step
+    on each side of the gate: evaluate-model when the data passed, a record-verdict task when
+    it failed.
     """
     # What a run starts from, read live, in one uncached task: the data's version (the data
     # behind a fixed URI changes) and production's baseline (production moves between runs).
@@ -372,7 +373,6 @@ def gated_training(p, pod_settings: bool) -> None:
     )
     check.set_retry(**NETWORK_RETRY)
     kubernetes_settings(check, pod_settings, mlflow_secret=True, minio=True)
-    record_gate(check.outputs["verdict"], "data-is-valid", pod_settings)
 
     with dsl.If(check.outputs["Output"] == True, name="data-is-valid"):  # noqa: E712
         trained = training_step(p, inputs, check, pod_settings)
@@ -389,6 +389,7 @@ def gated_training(p, pod_settings: bool) -> None:
             kserve_service=p.service_name,
             kserve_namespace=p.namespace,
             record_dir=RECORD_DIR,  # uncached: it runs, and records, on every run
+            data_verdict=check.outputs["verdict"],  # check-data is cached: recorded here
         )
         live(evaluation, pod_settings, mlflow_secret=True, minio=True)  # its baseline is what serves now
 
@@ -439,6 +440,9 @@ def gated_training(p, pod_settings: bool) -> None:
                             model=trained["model"], registered=registration.outputs["registered"]
                         )
                         upload.set_caching_options(False).set_retry(**NETWORK_RETRY)  # it finds its own retry
+
+    with dsl.Else(name="data-is-invalid"):
+        record_gate(check.outputs["verdict"], "data-is-valid", pod_settings)
 
 
 def training_step(p, inputs, check, pod_settings: bool) -> dict:

@@ -42,6 +42,7 @@ def evaluate_model(
     label: str = "",
     mlflow_experiment: str = "continuous-training",
     record_dir: str = "",
+    data_verdict: Input[Artifact] = None,
 ) -> bool:
     """Evaluates a candidate model against thresholds and the production model: the model gate.
 
@@ -110,6 +111,10 @@ def evaluate_model(
         mlflow_experiment: MLflow experiment of the evaluation run.
         record_dir: When set, the verdict is also recorded there as gate model-is-blessed (the
             run record folder the run summary reads), so no record_verdict task is needed.
+        data_verdict: With record_dir, the data gate's verdict (check_data's ``verdict``), to
+            record there under its own gate before evaluating: check-data is cached, and a
+            cache hit runs nothing, so this uncached step behind the data gate records it on
+            every run that passed the gate (saving a record_verdict task per run).
 
     Returns:
         True when the model is blessed (no check failed): the model-is-blessed gate for dsl.If.
@@ -128,6 +133,8 @@ def evaluate_model(
         model_metadata=dict(model.metadata),
         model_uri=model.uri,
         eval_data_path=eval_data.path if eval_data is not None else "",
+        data_verdict_path=data_verdict.path if data_verdict is not None else "",
+        data_verdict_uri=data_verdict.uri if data_verdict is not None else "",
         verdict_path=verdict.path,
         verdict_uri=verdict.uri,
         report_path=report.path,

@@ -62,6 +62,8 @@ def run(
     model_uri: str = "",
     predictions_path: str = "",
     verdict_uri: str = "",
+    data_verdict_path: str = "",
+    data_verdict_uri: str = "",
     eval_data_uri, thresholds, change_thresholds, baseline_source, baseline_model_uri, mlflow_tracking_uri,
     registered_model_name, baseline_alias, kserve_service, kserve_namespace, on_baseline_error,
     degenerate_min_std, max_latency_p95_ms, latency_calls, robustness_noise, robustness_min_agreement,
@@ -86,6 +88,9 @@ def run(
             there as Parquet (the label, ``prediction``, and ``score`` for classifiers): the
             reference that live monitoring compares served predictions with.
         verdict_uri: The verdict's URI, as the run record names it (default: verdict_path).
+        data_verdict_path: The data gate's verdict, recorded in record_dir (when both are set)
+            under its own gate before the evaluation starts, so a failed evaluation keeps it.
+        data_verdict_uri: Its URI, as the run record names it (default: data_verdict_path).
 
     Returns:
         ``{"blessed": bool, "summary": str, "metrics": {name: float} (candidate metrics and
@@ -98,6 +103,8 @@ def run(
         EmptyEvaluationDataError: no labelled rows to evaluate.
         BaselineUnavailableError: the baseline cannot be used and on_baseline_error is fail.
     """
+    if record_dir and data_verdict_path:
+        run_records.record_verdict(record_dir, "", data_verdict_path, data_verdict_uri)
     metadata = dict(model_metadata or {})
     thresholds = _metric_dict("thresholds", thresholds)
     change_thresholds = _metric_dict("change_thresholds", change_thresholds)

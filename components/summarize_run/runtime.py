@@ -21,12 +21,18 @@ GATES = ("data-is-valid", "model-is-blessed", "deployment-is-healthy")
 
 
 def build(status: dict[str, Any], records: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The summary as data: status plus one entry per gate (reached or not)."""
+    """The summary as data: status plus one entry per gate (reached or not).
+
+    A gate without a record was not reached when the run succeeded. When it did not, the step
+    that records it may be the one that failed (evaluate-model records the data gate's verdict
+    too, for check-data, which is cached), so its verdict is unknown: "not recorded".
+    """
+    missing = "not reached" if status.get("state") == "SUCCEEDED" else "not recorded"
     gates = []
     for gate in (*GATES, *sorted(set(records) - set(GATES))):
         record = records.get(gate)
         if record is None:
-            gates.append({"gate": gate, "verdict": "not reached", "summary": "", "failures": []})
+            gates.append({"gate": gate, "verdict": missing, "summary": "", "failures": []})
         else:
             gates.append(
                 {

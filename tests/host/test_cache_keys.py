@@ -105,8 +105,8 @@ def test_cached_tasks_read_artifacts_only_from_cached_tasks(name):
     """KFP keys a cached task on the identity of its input artifacts (backend
     cacheutils.GenerateCacheKey: InputArtifactNames), and an uncached producer makes new ones
     every run: a cached task fed by one would never be a cache hit (e.g. training would repeat
-    on unchanged data). That is why the data gate's verdict is recorded beside check-data
-    instead of by it."""
+    on unchanged data). That is why check-data does not record the data gate's verdict: the
+    uncached steps after it do."""
     spec = yaml.safe_load((PIPELINES / f"{name}.yaml").read_text().split("\n---\n")[0])
     offenders = []
     for dag_name, task_name, task in cached_tasks(spec):

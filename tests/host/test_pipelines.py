@@ -24,6 +24,16 @@ def all_tasks(spec: dict) -> dict[str, dict]:
     return tasks
 
 
+def gate_names(spec: dict, tasks: dict) -> set[str]:
+    """The names of ``tasks`` and of every task in the DAGs they run, at any depth."""
+    names = set()
+    for task in tasks.values():
+        names.add(task["taskInfo"]["name"])
+        component = spec["components"][task["componentRef"]["name"]]
+        names |= gate_names(spec, component.get("dag", {}).get("tasks", {}))
+    return names
+
+
 def executor(spec: dict, task: dict) -> dict:
     component = spec["components"][task["componentRef"]["name"]]
     return spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
@@ -108,42 +118,65 @@ def executed_tasks(spec: dict) -> list[str]:
     )
 
 
-def recorded_gates(spec: dict) -> dict[str, str]:
-    """gate -> the task that leaves its verdict in the run record: a record-verdict task, or
-    the gating task itself with record_dir (its own gate)."""
+def recorded_gates(spec: dict) -> dict[str, list[str]]:
+    """gate -> the tasks that leave its verdict in the run record: record-verdict tasks, and
+    the tasks given record_dir (their own gate, and the data gate's with data_verdict)."""
     own = {"evaluate-model": "model-is-blessed", "deploy-model": "deployment-is-healthy"}
     gates = {}
     for name, task in all_tasks(spec).items():
         parameters = task.get("inputs", {}).get("parameters", {})
+        recorded = []
         if task["componentRef"]["name"].startswith("comp-record-verdict"):
-            gates[parameters["gate"]["runtimeValue"]["constant"]] = name
+            recorded.append(parameters["gate"]["runtimeValue"]["constant"])
         elif "record_dir" in parameters and name in own:
-            gates[own[name]] = name
-    return gates
+            recorded.append(own[name])
+            if "data_verdict" in task["inputs"].get("artifacts", {}):
+                recorded.append("data-is-valid")
+        for gate in recorded:
+            gates.setdefault(gate, []).append(name)
+    return {gate: sorted(names) for gate, names in gates.items()}
 
 
-def test_a_good_run_is_eight_tasks_and_every_gate_is_recorded(training):
-    """Fewer tasks (issue 16): one live input step, the data check in one task, the model and
-    deployment gates recording their own verdicts; the summary still lists every gate."""
+def branch_condition(spec: dict, task_name: str) -> str:
+    """The trigger condition of the gate branch (sub-DAG) that holds ``task_name``."""
+    holder = next(
+        name for name, component in spec["components"].items()
+        if task_name in component.get("dag", {}).get("tasks", {})
+    )
+    return next(
+        task["triggerPolicy"]["condition"]
+        for task in all_tasks(spec).values()
+        if task["componentRef"]["name"] == holder
+    )
+
+
+def test_a_good_run_is_seven_tasks_and_every_gate_is_recorded(training):
+    """Fewer tasks (issue 16): one live input step, the data check in one task, each gate's
+    verdict recorded by a step that runs anyway; the summary still lists every gate."""
     name, (spec, *_) = training
     # Off by default: the upload, and training on a Vertex AI custom job or a Kubeflow TrainJob
-    # (train_workers > 1).
-    optional = ["train-model-on-kubeflow"]
+    # (train_workers > 1). record-verdict runs only when the data gate fails.
+    optional = ["record-verdict", "train-model-on-kubeflow"]
     if name == "training_vertex":
-        optional = ["train-model-on-vertex", "upload-vertex-model"]
+        optional = ["record-verdict", "train-model-on-vertex", "upload-vertex-model"]
     assert executed_tasks(spec) == sorted([
-        "check-data", "deploy-model", "evaluate-model", "record-verdict", "register-model",
+        "check-data", "deploy-model", "evaluate-model", "register-model",
         "resolve-inputs", "summarize-run", "train-model", *optional,
     ])
     assert recorded_gates(spec) == {
-        "data-is-valid": "record-verdict",
-        "model-is-blessed": "evaluate-model",
-        "deployment-is-healthy": "deploy-model",
+        "data-is-valid": ["evaluate-model", "record-verdict"],
+        "model-is-blessed": ["evaluate-model"],
+        "deployment-is-healthy": ["deploy-model"],
     }
     tasks = all_tasks(spec)
-    # The data verdict is recorded from check-data's output, whether or not the gate passed.
-    record = tasks["record-verdict"]["inputs"]["artifacts"]["verdict"]["taskOutputArtifact"]
-    assert record == {"outputArtifactKey": "verdict", "producerTask": "check-data"}
+    # The data verdict comes from check-data's output, on each side of the data gate: the
+    # record-verdict task runs exactly when evaluate-model does not.
+    for recorder, key in (("record-verdict", "verdict"), ("evaluate-model", "data_verdict")):
+        source = tasks[recorder]["inputs"]["artifacts"][key]["componentInputArtifact"]
+        assert source == "pipelinechannel--check-data-verdict", recorder
+    passed = "inputs.parameter_values['pipelinechannel--check-data-Output'] == true"
+    assert branch_condition(spec, "evaluate-model") == passed
+    assert branch_condition(spec, "record-verdict") == f"!({passed})"
     for name in ("evaluate-model", "deploy-model", "record-verdict"):
         record_dir = tasks[name]["inputs"]["parameters"]["record_dir"]
         value = record_dir.get("runtimeValue", {}).get("constant", "")
@@ -180,7 +213,7 @@ def test_drift_pipeline_retrains_only_when_drift_is_detected():
     # The training steps themselves (built by the same function as the training pipeline, not
     # a nested pipeline): the training data's own fingerprint and baseline, and data gate.
     assert {"resolve-inputs-2", "check-data-2"} <= set(branch)
-    assert any(t["taskInfo"]["name"] == "data-is-valid" for t in branch.values())
+    assert {"data-is-valid", "data-is-invalid"} <= gate_names(spec, branch)
 
 
 def test_every_drift_pipeline_task_that_talks_to_mlflow_gets_the_secret():
@@ -207,7 +240,7 @@ def test_monitoring_retrains_only_when_serving_says_so(name):
     branch = spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
     # the gated training steps of the training pipeline, data gate first
     assert {"resolve-inputs", "check-data"} <= set(branch)
-    assert any(t["taskInfo"]["name"] == "data-is-valid" for t in branch.values())
+    assert {"data-is-valid", "data-is-invalid"} <= gate_names(spec, branch)
     # the monitor's verdict is in the run record (the summary and its webhook say why)
     assert set(recorded_gates(spec)) == {
         "model-is-healthy", "data-is-valid", "model-is-blessed", "deployment-is-healthy"

@@ -73,8 +73,8 @@ def test_the_run_passes_every_gate_from_a_point_in_time_training_set(run):
     for gate in ("data-is-valid", "model-is-blessed", "deployment-is-healthy"):
         assert result.gate(gate)["passed"], result.gate(gate)
     assert sorted(result.steps) == [
-        "build-training-set", "check-data", "deploy-model", "evaluate-model", "record-verdict",
-        "register-model", "resolve-inputs", "summarize-run", "train-model",
+        "build-training-set", "check-data", "deploy-model", "evaluate-model", "register-model",
+        "resolve-inputs", "summarize-run", "train-model",
     ], result.steps
     assert local.mlflow_alias_version(run["mlflow"], MODEL, "production") == "1"
     views = {view["name"]: view["entities"] for view in run["materialized"]["views"]}

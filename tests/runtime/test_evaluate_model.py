@@ -20,9 +20,11 @@ from mlflow import MlflowClient
 from relay import reply
 from report_pages import chart_titles
 
+from components import run_records
 from components.evaluate_model import runtime
 from components.make_demo_data import runtime as demo
 from components.train_model import runtime as train_model
+from components.verdict import Verdict
 from tests.runtime import evaluate_models
 
 
@@ -325,6 +327,31 @@ def test_data_missing_a_model_feature_names_the_column(tmp_path, models, work):
     no_label = str(demo.write(demo.generate(50, 5).drop(columns=[demo.LABEL]), work / "nl.csv"))
     with pytest.raises(runtime.SchemaMismatchError, match="no label column 'churned'"):
         evaluate(tmp_path, models["clean"], no_label)
+
+
+def test_the_data_gates_verdict_is_recorded_beside_its_own_even_when_evaluation_fails(
+    tmp_path, models, eval_path, work
+):
+    """check-data is cached, so evaluate-model records the data gate's verdict for it, first,
+    so a failed evaluation keeps the data verdict in the run record."""
+    data_verdict = Verdict("data-is-valid")
+    data_verdict.add("schema", "age", "pass", "ok")
+    (tmp_path / "data.json").write_text(data_verdict.to_json())
+    records = tmp_path / "records"
+    recording = dict(record_dir=str(records), data_verdict_path=str(tmp_path / "data.json"),
+                     data_verdict_uri="gs://b/check-data/verdict")
+    evaluate(tmp_path, models["clean"], eval_path, **recording)
+    recorded = run_records.read_all(str(records))
+    assert set(recorded) == {"data-is-valid", "model-is-blessed"}
+    assert recorded["data-is-valid"]["passed"] is True
+    assert recorded["data-is-valid"]["verdict_uri"] == "gs://b/check-data/verdict"
+
+    failed = tmp_path / "failed-records"
+    recording["record_dir"] = str(failed)
+    broken = str(demo.write(demo.corrupt(demo.generate(300, seed=5), "missing_column"), work / "m2.parquet"))
+    with pytest.raises(runtime.SchemaMismatchError):
+        evaluate(tmp_path, models["clean"], broken, **recording)
+    assert set(run_records.read_all(str(failed))) == {"data-is-valid"}
 
 
 def test_empty_evaluation_data_is_an_error(tmp_path, models, work):

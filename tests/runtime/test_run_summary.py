@@ -66,6 +66,8 @@ def test_summary_of_a_run_with_no_records(tmp_path):
     )
     assert summary["stopped_at_gate"] is None
     assert "**Error:** train-model crashed" in (tmp_path / "s.md").read_text()
+    # The step that records a gate may be the one that failed: not "not reached".
+    assert {g["verdict"] for g in summary["gates"]} == {"not recorded"}
 
 
 class _Hook(BaseHTTPRequestHandler):
