@@ -162,7 +162,12 @@ def to_tensors(data, inputs: dict[str, Any]) -> dict[str, Any]:
     """
     import tensorflow as tf
 
-    return {name: tf.constant(values) for name, values in feature_arrays(data, inputs).items()}
+    arrays = feature_arrays(data, inputs)
+    # Placed on the host CPU by name: a tensor made outside any device scope has no device of
+    # its own, and the signature call then spends about 30 us per input placing it (0.2 ms of a
+    # one-row prediction's 0.8). A GPU model copies them over inside the call either way.
+    with tf.device("/CPU:0"):
+        return {name: tf.constant(values) for name, values in arrays.items()}
 
 
 def feature_arrays(data, inputs: dict[str, Any]) -> dict[str, np.ndarray]:

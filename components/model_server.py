@@ -568,6 +568,11 @@ def serve(
         def setup_event_loop(self):
             if self._rest_server is not None:
                 self._rest_server.config.host = host
+                # kserve's one middleware here times every request for its trace log, which
+                # drops it (the timings are INFO, kserve.trace logs WARNING and up): a route
+                # match and a format per request for nothing. (Its other one, an access log, is
+                # added only with an access log format.) Its Prometheus metrics stay.
+                self._rest_server._add_middlewares = lambda app: None
             super().setup_event_loop()
 
     _, ServingRepository = _model_classes(
