@@ -163,9 +163,9 @@ def to_tensors(data, inputs: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     arrays = feature_arrays(data, inputs)
-    # Placed on the host CPU by name: a tensor made outside any device scope has no device of
-    # its own, and the signature call then spends about 30 us per input placing it (0.2 ms of a
-    # one-row prediction's 0.8). A GPU model copies them over inside the call either way.
+    # Made on the host CPU by name: with tensors made outside any device scope (no device of
+    # their own) the signature call measured 0.1-0.2 ms slower, of a one-row prediction's
+    # 0.8 ms (bench/results/serving.md). A GPU model copies them over inside the call anyway.
     with tf.device("/CPU:0"):
         return {name: tf.constant(values) for name, values in arrays.items()}
 
